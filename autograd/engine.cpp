@@ -1,0 +1,233 @@
+// autograd/engine.cpp — the backward engine and the autograd methods of Tensor.
+#include <atomic>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+#include "kernels/backend.h"
+
+namespace sn {
+namespace autograd {
+namespace {
+std::atomic<uint64_t> g_sequence{0};
+
+// The gradient buffer of a slot: zeros laid out like the owning tensor.
+Tensor& ensure_buffer(GradSlot& slot, Device device) {
+  if (!slot.grad.defined()) {
+    int64_t span = 1;
+    for (size_t i = 0; i < slot.sizes.size(); ++i)
+      if (slot.sizes[i] > 0) span += (slot.sizes[i] - 1) * slot.strides[i];
+    auto storage = std::make_shared<Storage>(size_t(span) * 4, device);
+    slot.grad = Tensor::from_storage(storage, slot.sizes, slot.strides, 0, DType::f32);
+    backend_for(device).fill(Tensor::from_storage(storage, {span}, {1}, 0, DType::f32), 0.f);
+  }
+  return slot.grad;
+}
+
+bool covers_slot(const Edge& e) {
+  return e.sizes == e.slot->sizes && e.strides == e.slot->strides && e.offset == e.slot->offset;
+}
+
+}  // namespace
+
+Edge edge_of(const Tensor& t) {
+  Edge e;
+  if (!t.defined() || !t.grad_slot()) return e;
+  e.slot = t.grad_slot();
+  e.sizes = t.sizes();
+  e.strides = t.strides();
+  e.offset = t.offset();
+  return e;
+}
+
+Saved::Saved(const Tensor& t) : tensor_(t.defined() ? t.detach() : t), version_(t.defined() ? t.version() : 0) {}
+
+const Tensor& Saved::get(const char* op) const {
+  if (tensor_.defined())
+    SN_CHECK(tensor_.version() == version_, op,
+             "a tensor saved for backward (", shape_str(tensor_.sizes()),
+             ") was modified in place after it was saved (version ", version_, " -> ",
+             tensor_.version(), ")");
+  return tensor_;
+}
+
+Node::Node(const char* name, BackwardFn fn, std::vector<Edge> edges)
+    : name_(name), sequence_(g_sequence++), fn_(std::move(fn)), edges_(std::move(edges)) {}
+
+void Node::run(BackwardContext& ctx) {
+  SN_CHECK(fn_ != nullptr, name_,
+           "backward through a graph whose saved tensors were already freed; pass "
+           "retain_graph=true to the first backward()");
+  fn_(ctx);
+}
+
+Tensor window_of(const Edge& e) {
+  for (int64_t s : e.strides)
+    if (s == 0) return Tensor();
+  Tensor& buf = ensure_buffer(*e.slot, e.slot->device);
+  NoGradGuard guard;
+  return buf.as_strided(e.sizes, e.strides, buf.offset() + e.offset - e.slot->offset);
+}
+
+void accumulate_into(const Edge& e, Tensor g) {
+  NoGradGuard guard;
+  SN_CHECK(g.dtype() == DType::f32, "backward", "gradients are f32, got ", dtype_name(g.dtype()));
+  // Broadcasting in the forward pass: sum the gradient back to the input's shape.
+  if (g.sizes() != e.sizes) g = sum_to(g, e.sizes);
+  // A stride-0 (expanded) input: its elements alias, so sum over the expanded dims too.
+  Shape sizes = e.sizes;
+  bool expanded = false;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    if (e.strides[i] == 0 && sizes[i] != 1) {
+      sizes[i] = 1;
+      expanded = true;
+    }
+  if (expanded) g = sum_to(g, sizes);
+  GradSlot& slot = *e.slot;
+  if (!slot.grad.defined() && !expanded && covers_slot(e) && g.is_contiguous() &&
+      g.strides() == slot.strides && g.is_uniquely_owned()) {
+    slot.grad = std::move(g);  // the first gradient becomes the buffer: no zero-fill, no add
+    return;
+  }
+  Tensor& buf = ensure_buffer(slot, slot.device);
+  Tensor win = buf.as_strided(sizes, e.strides, buf.offset() + e.offset - slot.offset);
+  backend_for(win.device()).axpy(win, 1.f, g);
+}
+
+void BackwardContext::accumulate(size_t i, Tensor g) {
+  if (needs(i)) accumulate_into(node_.edges()[i], std::move(g));
+}
+
+Tensor BackwardContext::window(size_t i) {
+  if (!needs(i)) return Tensor();
+  return window_of(node_.edges()[i]);
+}
+
+bool any_requires_grad(const std::vector<const Tensor*>& inputs) {
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Tensor record(const char* name, Tensor output, const std::vector<const Tensor*>& inputs, BackwardFn fn) {
+  if (!GradMode::is_enabled() || !any_requires_grad(inputs)) return output;
+  std::vector<Edge> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor* t : inputs) edges.push_back(edge_of(*t));
+  auto node = std::make_shared<Node>(name, std::move(fn), std::move(edges));
+  auto slot = std::make_shared<GradSlot>();
+  slot->producer = node;
+  slot->sizes = output.sizes();
+  slot->strides = output.strides();
+  slot->offset = output.offset();
+  slot->device = output.device();
+  node->output = slot;
+  output.set_grad_slot(std::move(slot));
+  return output;
+}
+
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  SN_CHECK(root.defined() && root.requires_grad(), "backward",
+           "the tensor does not require grad (no input of its graph requires grad)");
+  Tensor seed = gradient;
+  if (!seed.defined()) {
+    SN_CHECK(root.numel() == 1, "backward", "a gradient must be given for a non-scalar output ",
+             shape_str(root.sizes()));
+    seed = ones(root.sizes(), DType::f32, root.device());
+  }
+  SN_CHECK(seed.sizes() == root.sizes(), "backward", "gradient ", shape_str(seed.sizes()),
+           " does not match output ", shape_str(root.sizes()));
+  NoGradGuard no_grad;
+  Edge root_edge = edge_of(root);
+  accumulate_into(root_edge, seed.is_uniquely_owned() ? seed : seed.clone());
+  Node* start = root_edge.slot->producer.get();
+  if (!start) return;  // a leaf
+
+  // Count, for every node, how many edges of the graph lead to it.
+  std::unordered_map<Node*, int> pending;
+  std::vector<Node*> stack{start};
+  std::unordered_set<Node*> seen{start};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->edges()) {
+      if (!e.defined() || !e.slot->producer) continue;
+      Node* p = e.slot->producer.get();
+      pending[p]++;
+      if (seen.insert(p).second) stack.push_back(p);
+    }
+  }
+  // Run nodes once all their consumers are done, newest first (frees memory early).
+  auto later_first = [](Node* a, Node* b) { return a->sequence() < b->sequence(); };
+  std::priority_queue<Node*, std::vector<Node*>, decltype(later_first)> ready(later_first);
+  ready.push(start);
+  while (!ready.empty()) {
+    Node* n = ready.top();
+    ready.pop();
+    std::shared_ptr<GradSlot> out = n->output.lock();
+    if (out && out->grad.defined()) {
+      BackwardContext ctx(*n, out->grad);
+      n->run(ctx);
+    }
+    if (out && !out->retain) out->grad = Tensor();
+    if (!retain_graph) n->release();
+    for (const Edge& e : n->edges()) {
+      if (!e.defined() || !e.slot->producer) continue;
+      Node* p = e.slot->producer.get();
+      if (--pending[p] == 0) ready.push(p);
+    }
+  }
+}
+
+}  // namespace autograd
+
+// ---- Tensor's autograd methods --------------------------------------------------------------
+
+bool Tensor::requires_grad() const { return defined() && grad_slot() != nullptr; }
+
+Tensor& Tensor::set_requires_grad(bool enabled) {
+  SN_CHECK(is_leaf(), "set_requires_grad", "only leaves can change requires_grad (this tensor ",
+           "was computed by ", grad_slot()->producer->name(), ")");
+  SN_CHECK(dtype() == DType::f32, "set_requires_grad", "only f32 tensors can require grad, got ",
+           dtype_name(dtype()));
+  if (!enabled) {
+    set_grad_slot(nullptr);
+  } else if (!grad_slot()) {
+    SN_CHECK(is_non_overlapping(), "set_requires_grad", "a tensor with overlapping memory (strides ",
+             shape_str(strides()), ") cannot require grad");
+    auto slot = std::make_shared<GradSlot>();
+    slot->sizes = sizes();
+    slot->strides = strides();
+    slot->offset = offset();
+    slot->device = device();
+    set_grad_slot(std::move(slot));
+  }
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return !grad_slot() || grad_slot()->producer == nullptr; }
+
+Tensor Tensor::grad() const {
+  if (!requires_grad() || !grad_slot()->grad.defined()) return Tensor();
+  autograd::Edge e = autograd::edge_of(*this);
+  return autograd::window_of(e);
+}
+
+void Tensor::zero_grad() {
+  Tensor g = grad();
+  if (g.defined()) backend_for(g.device()).fill(g, 0.f);
+}
+
+void Tensor::retain_grad() const {
+  SN_CHECK(requires_grad(), "retain_grad", "the tensor does not require grad");
+  grad_slot()->retain = true;
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  autograd::run_backward(*this, gradient, retain_graph);
+}
+
+}  // namespace sn

@@ -1,0 +1,40 @@
+// autograd/ops/common.h — helpers shared by the op implementations (private).
+#pragma once
+
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+#include "kernels/backend.h"
+
+namespace sn::ops {
+
+using autograd::BackwardContext;
+using autograd::record;
+using autograd::Saved;
+
+inline Backend& kernels(const Tensor& t) { return backend_for(t.device()); }
+
+void check_defined(const char* op, const Tensor& t, const char* what);
+void check_f32(const char* op, const Tensor& t, const char* what);
+void check_same_device(const char* op, const Tensor& a, const Tensor& b);
+
+// A 2-d [R, C] view of t (C = last dim) with unit inner stride over t's own memory when its
+// strides allow it, else a packed copy. The result is detached (kernel input).
+Tensor rows_of(const Tensor& t);
+
+// Where a backward kernel accumulates input i's gradient: the input's own gradient window when
+// it has one, else a zeroed temporary that finish() adds in.
+class GradTarget {
+ public:
+  GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device);
+  const Tensor& tensor() const { return t_; }  // undefined when input i needs no gradient
+  void finish();
+
+ private:
+  BackwardContext& ctx_;
+  size_t i_;
+  Tensor t_;
+  bool temporary_ = false;
+};
+
+}  // namespace sn::ops

@@ -1,0 +1,123 @@
+// autograd/ops/shape.cpp — copies that change layout, dtype or device; cat; in-place writes.
+#include <cstring>
+
+#include "autograd/ops/common.h"
+
+namespace sn {
+
+using namespace ops;
+
+Tensor Tensor::clone() const {
+  SN_CHECK(defined(), "clone", "undefined tensor");
+  Tensor out = empty(sizes(), dtype(), device());
+  backend_for(device()).copy(out, detach());
+  return record("clone", out, {this}, [](BackwardContext& ctx) { ctx.accumulate(0, ctx.grad()); });
+}
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+
+Tensor Tensor::reshape(Shape new_sizes) const {
+  if (is_contiguous()) return view(std::move(new_sizes));
+  try {
+    return view(new_sizes);
+  } catch (const Error&) {
+    return clone().view(std::move(new_sizes));
+  }
+}
+
+Tensor Tensor::flatten(int64_t start, int64_t end) const {
+  if (dim() == 0) return reshape({1});
+  int64_t s = wrap_dim(start, dim(), "flatten"), e = wrap_dim(end, dim(), "flatten");
+  SN_CHECK(s <= e, "flatten", "start dim ", start, " after end dim ", end);
+  Shape out(sizes().begin(), sizes().begin() + s);
+  int64_t merged = 1;
+  for (int64_t i = s; i <= e; ++i) merged *= size(i);
+  out.push_back(merged);
+  out.insert(out.end(), sizes().begin() + e + 1, sizes().end());
+  return reshape(out);
+}
+
+Tensor Tensor::to(DType target) const {
+  SN_CHECK(defined(), "to", "undefined tensor");
+  if (target == dtype()) return *this;
+  Tensor out = empty(sizes(), target, device());
+  backend_for(device()).copy(out, detach());
+  return out;  // conversions leave the graph: only f32 carries gradients
+}
+
+Tensor Tensor::to(Device target) const {
+  SN_CHECK(defined(), "to", "undefined tensor");
+  if (target == device()) return *this;
+  fail("to", "copy from " + device().str() + " to " + target.str() +
+                 " needs the CUDA backend, which this build lacks");
+}
+
+float Tensor::item() const {
+  SN_CHECK(defined() && numel() == 1, "item", "expects a one-element tensor, got ",
+           defined() ? shape_str(sizes()) : std::string("undefined"));
+  return to_vector<float>(*this)[0];
+}
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  SN_CHECK(!tensors.empty(), "cat", "no tensors given");
+  const Tensor& first = tensors[0];
+  int64_t d = wrap_dim(dim, first.dim(), "cat");
+  Shape shape = first.sizes();
+  shape[size_t(d)] = 0;
+  std::vector<const Tensor*> inputs;
+  std::vector<int64_t> lengths;
+  for (const Tensor& t : tensors) {
+    check_f32("cat", t, "input");
+    check_same_device("cat", first, t);
+    SN_CHECK(t.dim() == first.dim(), "cat", "ranks differ: ", shape_str(first.sizes()), " and ",
+             shape_str(t.sizes()));
+    for (int64_t i = 0; i < t.dim(); ++i)
+      SN_CHECK(i == d || t.size(i) == first.size(i), "cat", "shapes ", shape_str(first.sizes()),
+               " and ", shape_str(t.sizes()), " differ outside dim ", d);
+    shape[size_t(d)] += t.size(d);
+    lengths.push_back(t.size(d));
+    inputs.push_back(&t);
+  }
+  Tensor out = empty(shape, DType::f32, first.device());
+  int64_t at = 0;
+  for (const Tensor& t : tensors) {
+    kernels(t).copy(out.narrow(d, at, t.size(d)), t.detach());
+    at += t.size(d);
+  }
+  return record("cat", out, inputs, [d, lengths](BackwardContext& ctx) {
+    int64_t at = 0;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      if (ctx.needs(i)) ctx.accumulate(i, ctx.grad().narrow(d, at, lengths[i]));
+      at += lengths[i];
+    }
+  });
+}
+
+namespace {
+void check_inplace(const char* op, const Tensor& t) {
+  SN_CHECK(t.defined(), op, "undefined tensor");
+  SN_CHECK(!(GradMode::is_enabled() && t.requires_grad()), op,
+           "in-place write to a tensor that requires grad ", shape_str(t.sizes()),
+           " while recording; do it under NoGradGuard (as optimizers do)");
+}
+}  // namespace
+
+Tensor& Tensor::fill_(float value) {
+  check_inplace("fill_", *this);
+  backend_for(device()).fill(detach(), value);
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.f); }
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_inplace("copy_", *this);
+  SN_CHECK(src.defined(), "copy_", "undefined source");
+  check_same_device("copy_", *this, src);
+  backend_for(device()).copy(detach(), src.detach().expand(sizes()));
+  bump_version();
+  return *this;
+}
+
+}  // namespace sn

@@ -1,0 +1,101 @@
+// kernels/backend.cpp — default (missing-kernel) implementations and the backend registry.
+#include "kernels/backend.h"
+
+#include "kernels/cpu/cpu_backend.h"
+
+namespace sn {
+namespace {
+Backend* g_backends[kDeviceTypes] = {nullptr, nullptr};
+}
+
+const char* unary_name(Unary op) {
+  static const char* names[] = {"neg",  "exp",  "log",  "sqrt", "abs",     "relu",  "gelu",
+                                "gelu_tanh", "silu", "tanh", "sigmoid", "square"};
+  return names[int(op)];
+}
+
+const char* binary_name(Binary op) {
+  static const char* names[] = {"add", "sub", "mul", "div"};
+  return names[int(op)];
+}
+
+Backend& backend_for(Device device) {
+  if (device.is_cpu()) {
+    static CpuBackend cpu;
+    return cpu;
+  }
+  Backend* b = g_backends[int(device.type)];
+  SN_CHECK(b != nullptr, "backend_for", "no kernels for device ", device.str(),
+           " (sortednet was built without this backend)");
+  return *b;
+}
+
+void register_backend(DeviceType type, Backend* backend) { g_backends[int(type)] = backend; }
+
+#define SN_MISSING(kernel) fail(kernel, std::string("not implemented on the ") + name() + " backend")
+
+void Backend::copy(const Tensor&, const Tensor&) { SN_MISSING("copy"); }
+void Backend::fill(const Tensor&, float) { SN_MISSING("fill"); }
+void Backend::fill_uniform(const Tensor&, const Generator&, uint64_t) { SN_MISSING("fill_uniform"); }
+void Backend::fill_normal(const Tensor&, const Generator&, uint64_t) { SN_MISSING("fill_normal"); }
+void Backend::dropout_mask(const Tensor&, float, const Generator&, uint64_t) { SN_MISSING("dropout_mask"); }
+void Backend::unary(Unary, const Tensor&, const Tensor&) { SN_MISSING("unary"); }
+void Backend::unary_backward(Unary, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  SN_MISSING("unary_backward");
+}
+void Backend::binary(Binary, const Tensor&, const Tensor&, const Tensor&) { SN_MISSING("binary"); }
+void Backend::affine(const Tensor&, const Tensor&, float, float) { SN_MISSING("affine"); }
+void Backend::axpy(const Tensor&, float, const Tensor&) { SN_MISSING("axpy"); }
+void Backend::sum_to(const Tensor&, const Tensor&, bool) { SN_MISSING("sum_to"); }
+void Backend::gemm(const Tensor&, const Tensor&, const Tensor&, float, float) { SN_MISSING("gemm"); }
+void Backend::softmax(const Tensor&, const Tensor&, bool) { SN_MISSING("softmax"); }
+void Backend::softmax_backward(const Tensor&, const Tensor&, const Tensor&, bool) {
+  SN_MISSING("softmax_backward");
+}
+void Backend::cross_entropy(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t, float) {
+  SN_MISSING("cross_entropy");
+}
+void Backend::cross_entropy_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                     const Tensor&, int64_t, float) {
+  SN_MISSING("cross_entropy_backward");
+}
+void Backend::layer_norm(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, float, bool) {
+  SN_MISSING("layer_norm");
+}
+void Backend::layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                  const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool) {
+  SN_MISSING("layer_norm_backward");
+}
+void Backend::batch_norm_stats(const Tensor&, const Tensor&, const Tensor&) { SN_MISSING("batch_norm_stats"); }
+void Backend::batch_norm_apply(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                               const Tensor&, const Tensor&) {
+  SN_MISSING("batch_norm_apply");
+}
+void Backend::batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                  const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool) {
+  SN_MISSING("batch_norm_backward");
+}
+void Backend::conv2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Conv2dGeometry&) {
+  SN_MISSING("conv2d");
+}
+void Backend::conv2d_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Conv2dGeometry&) {
+  SN_MISSING("conv2d_backward");
+}
+void Backend::max_pool2d(const Tensor&, const Tensor&, const Tensor&, const Pool2dGeometry&) {
+  SN_MISSING("max_pool2d");
+}
+void Backend::max_pool2d_backward(const Tensor&, const Tensor&, const Tensor&) {
+  SN_MISSING("max_pool2d_backward");
+}
+void Backend::avg_pool2d(const Tensor&, const Tensor&, const Pool2dGeometry&) { SN_MISSING("avg_pool2d"); }
+void Backend::avg_pool2d_backward(const Tensor&, const Tensor&, const Pool2dGeometry&) {
+  SN_MISSING("avg_pool2d_backward");
+}
+void Backend::embedding(const Tensor&, const Tensor&, const Tensor&) { SN_MISSING("embedding"); }
+void Backend::embedding_backward(const Tensor&, const Tensor&, const Tensor&) {
+  SN_MISSING("embedding_backward");
+}
+
+}  // namespace sn

@@ -1,0 +1,121 @@
+// kernels/backend.h — the kernel interface each device implements (CPU here, CUDA beside it).
+//
+// Kernels are raw: no autograd, outputs are allocated by the caller (autograd/ops), inputs are
+// any strided views. Each method states its shapes. A backend that lacks a kernel inherits the
+// default, which throws an sn::Error naming the kernel and the device.
+#pragma once
+
+#include <cstdint>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace sn {
+
+enum class Unary : uint8_t { neg, exp, log, sqrt, abs, relu, gelu, gelu_tanh, silu, tanh, sigmoid, square };
+enum class Binary : uint8_t { add, sub, mul, div };
+const char* unary_name(Unary op);
+const char* binary_name(Binary op);
+
+// 2-d convolution / pooling geometry (NCHW).
+struct Conv2dGeometry {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+struct Pool2dGeometry {
+  int64_t kernel_h = 2, kernel_w = 2;
+  int64_t stride_h = 2, stride_w = 2;
+  int64_t pad_h = 0, pad_w = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // dst[...] = src[...]; same sizes, any strides; converts between dtypes.
+  virtual void copy(const Tensor& dst, const Tensor& src);
+  virtual void fill(const Tensor& dst, float value);
+  // dst = uniform [0,1) or standard normal; element i draws from block(first_block + i/4 or i/2).
+  virtual void fill_uniform(const Tensor& dst, const Generator& gen, uint64_t first_block);
+  virtual void fill_normal(const Tensor& dst, const Generator& gen, uint64_t first_block);
+  // mask = (uniform >= p) / (1 - p): an inverted-dropout mask, element i from block(first + i/4).
+  virtual void dropout_mask(const Tensor& mask, float p, const Generator& gen, uint64_t first_block);
+
+  // ---- elementwise, f32; inputs already expanded to out's sizes ---------------------------
+  virtual void unary(Unary op, const Tensor& out, const Tensor& x);
+  // dx = grad * f'(x), given x and y = f(x) (whichever the derivative needs).
+  virtual void unary_backward(Unary op, const Tensor& dx, const Tensor& grad, const Tensor& x,
+                              const Tensor& y);
+  virtual void binary(Binary op, const Tensor& out, const Tensor& a, const Tensor& b);
+  virtual void affine(const Tensor& out, const Tensor& x, float scale, float shift);  // x*s+t
+  virtual void axpy(const Tensor& y, float alpha, const Tensor& x);  // y += alpha * x
+
+  // ---- reductions -------------------------------------------------------------------------
+  // out has x's rank with size 1 wherever it is summed over: out = sum (or out += sum).
+  virtual void sum_to(const Tensor& out, const Tensor& x, bool accumulate);
+
+  // ---- linear algebra ---------------------------------------------------------------------
+  // c = alpha * a @ b + beta * c; 2-d [M,K]@[K,N] or batched 3-d [B,M,K]@[B,K,N]. Any of a, b, c
+  // may be a transposed or windowed view (leading dimensions are passed through, no copies).
+  virtual void gemm(const Tensor& c, const Tensor& a, const Tensor& b, float alpha, float beta);
+
+  // ---- softmax and losses (last dim) ------------------------------------------------------
+  virtual void softmax(const Tensor& y, const Tensor& x, bool log);
+  virtual void softmax_backward(const Tensor& dx, const Tensor& dy, const Tensor& y, bool log);
+  // logits [N,C], target [N] (i64): loss[N] per row (0 where ignored), lse[N] = logsumexp.
+  // With smoothing s: target distribution (1-s)·onehot + s/C.
+  virtual void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                             const Tensor& target, int64_t ignore_index, float smoothing);
+  // dlogits = dloss[n] * (softmax - target distribution); dloss [N].
+  virtual void cross_entropy_backward(const Tensor& dlogits, const Tensor& dloss,
+                                      const Tensor& logits, const Tensor& lse,
+                                      const Tensor& target, int64_t ignore_index, float smoothing);
+
+  // ---- normalisation ----------------------------------------------------------------------
+  // Over the last dim of x [R, D]: y = (x - mean) * rstd * w + b (rms: y = x * rstd * w).
+  // w, b [D] may be undefined; mean, rstd [R] are saved for backward.
+  virtual void layer_norm(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                          const Tensor& w, const Tensor& b, float eps, bool rms);
+  // dx (written) and dw, db (accumulated) where defined.
+  virtual void layer_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                                   const Tensor& dy, const Tensor& x, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& w, bool rms);
+  // x [N,C,H,W]: per-channel mean and biased variance.
+  virtual void batch_norm_stats(const Tensor& mean, const Tensor& var, const Tensor& x);
+  // y = (x - mean[c]) * invstd[c] * w[c] + b[c]; w, b may be undefined.
+  virtual void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean,
+                                const Tensor& invstd, const Tensor& w, const Tensor& b);
+  // training: batch statistics are functions of x; eval: constants. dw, db accumulate.
+  virtual void batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                                   const Tensor& dy, const Tensor& x, const Tensor& mean,
+                                   const Tensor& invstd, const Tensor& w, bool training);
+
+  // ---- convolution and pooling (NCHW) -----------------------------------------------------
+  // x [N,Cin,H,W], w [Cout,Cin/groups,KH,KW] (any window of a larger filter), b [Cout] or none.
+  virtual void conv2d(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+                      const Conv2dGeometry& g);
+  // dx written where defined; dw and db accumulated into their windows where defined.
+  virtual void conv2d_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                               const Tensor& dy, const Tensor& x, const Tensor& w,
+                               const Conv2dGeometry& g);
+  virtual void max_pool2d(const Tensor& y, const Tensor& argmax, const Tensor& x,
+                          const Pool2dGeometry& g);
+  virtual void max_pool2d_backward(const Tensor& dx, const Tensor& dy, const Tensor& argmax);
+  // Padding counts in the divisor (count_include_pad).
+  virtual void avg_pool2d(const Tensor& y, const Tensor& x, const Pool2dGeometry& g);
+  virtual void avg_pool2d_backward(const Tensor& dx, const Tensor& dy, const Pool2dGeometry& g);
+
+  // ---- embedding --------------------------------------------------------------------------
+  // y[..., D] = weight[index[...], :D]; backward accumulates rows into the weight's window.
+  virtual void embedding(const Tensor& y, const Tensor& weight, const Tensor& index);
+  virtual void embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index);
+};
+
+// The backend for a device; CUDA registers its own when built.
+Backend& backend_for(Device device);
+void register_backend(DeviceType type, Backend* backend);
+
+}  // namespace sn

@@ -1,0 +1,278 @@
+// kernels/cpu/conv.cpp — 2-d convolution: im2col + BLAS GEMM (grouped), direct depthwise.
+//
+// The filter may be any window of a larger filter (the first Cout and Cin/groups channels):
+// its [Cin/g, KH, KW] block is contiguous per output channel, so it is a BLAS matrix with
+// leading dimension w.stride(0) — no packing. dW is accumulated into that window with beta = 1.
+#include <algorithm>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace sn {
+
+using namespace cpu;
+
+namespace {
+
+struct ConvDims {
+  int64_t N, Cin, H, W, Cout, Cg_in, Cg_out, KH, KW, Ho, Wo, groups;
+  Conv2dGeometry g;
+  int64_t K() const { return Cg_in * KH * KW; }
+  int64_t P() const { return Ho * Wo; }
+};
+
+ConvDims dims_of(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g) {
+  ConvDims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(1), 0,
+             w.size(2), w.size(3), y.size(2), y.size(3), g.groups, g};
+  d.Cg_out = d.Cout / g.groups;
+  return d;
+}
+
+bool filter_is_blas_ready(const Tensor& w) {
+  return (w.size(3) <= 1 || w.stride(3) == 1) && (w.size(2) <= 1 || w.stride(2) == w.size(3)) &&
+         (w.size(1) <= 1 || w.stride(1) == w.size(2) * w.size(3));
+}
+
+Tensor scratch(Shape sizes) {
+  auto st = std::make_shared<Storage>(size_t(numel_of(sizes)) * 4, Device::cpu());
+  return Tensor::from_storage(st, sizes, contiguous_strides(sizes), 0, DType::f32);
+}
+
+// A packed copy of a filter whose kernel block is not contiguous (e.g. a KH/KW window).
+Tensor packed_filter(const Tensor& w) {
+  if (filter_is_blas_ready(w)) return w;
+  Tensor p = scratch(w.sizes());
+  backend_for(w.device()).copy(p, w);
+  return p;
+}
+
+// The filter of group grp as a [Cg_out, K] matrix over the filter's own memory.
+Tensor filter_matrix(const Tensor& w, const ConvDims& d, int64_t grp) {
+  Tensor wg = w.detach().narrow(0, grp * d.Cg_out, d.Cg_out);
+  return wg.as_strided({d.Cg_out, d.K()}, {w.stride(0), 1}, wg.offset());
+}
+
+
+inline const float* x_plane(const Tensor& x, int64_t n, int64_t c) {
+  return x.data<float>() + n * x.stride(0) + c * x.stride(1);
+}
+
+// cols[k = (ci, kh, kw), j*P + p] for images n0..n0+nb of group grp.
+void im2col(const Tensor& cols, const Tensor& x, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
+  float* c = cols.data<float>();
+  const int64_t P = d.P(), ld = nb * P;
+  parallel_for(d.K(), ld, [&](int64_t k) {
+    int64_t ci = k / (d.KH * d.KW), kh = (k / d.KW) % d.KH, kw = k % d.KW;
+    float* row = c + k * ld;
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* xp = x_plane(x, n0 + j, grp * d.Cg_in + ci);
+      for (int64_t ho = 0; ho < d.Ho; ++ho) {
+        float* out = row + j * P + ho * d.Wo;
+        int64_t hi = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
+        if (hi < 0 || hi >= d.H) {
+          std::fill(out, out + d.Wo, 0.f);
+          continue;
+        }
+        const float* xr = xp + hi * d.W;
+        for (int64_t wo = 0; wo < d.Wo; ++wo) {
+          int64_t wi = wo * d.g.stride_w - d.g.pad_w + kw * d.g.dilation_w;
+          out[wo] = (wi >= 0 && wi < d.W) ? xr[wi] : 0.f;
+        }
+      }
+    }
+  });
+}
+
+// dx[n, grp*Cg_in + ci] += the columns that read it. Threads own input channels.
+void col2im(const Tensor& dx, const Tensor& cols, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
+  const float* c = cols.data<float>();
+  const int64_t P = d.P(), ld = nb * P;
+  parallel_for(d.Cg_in, d.KH * d.KW * ld, [&](int64_t ci) {
+    for (int64_t kh = 0; kh < d.KH; ++kh)
+      for (int64_t kw = 0; kw < d.KW; ++kw) {
+        const float* row = c + ((ci * d.KH + kh) * d.KW + kw) * ld;
+        for (int64_t j = 0; j < nb; ++j) {
+          float* xp = const_cast<float*>(x_plane(dx, n0 + j, grp * d.Cg_in + ci));
+          for (int64_t ho = 0; ho < d.Ho; ++ho) {
+            int64_t hi = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
+            if (hi < 0 || hi >= d.H) continue;
+            const float* in = row + j * P + ho * d.Wo;
+            for (int64_t wo = 0; wo < d.Wo; ++wo) {
+              int64_t wi = wo * d.g.stride_w - d.g.pad_w + kw * d.g.dilation_w;
+              if (wi >= 0 && wi < d.W) xp[hi * d.W + wi] += in[wo];
+            }
+          }
+        }
+      }
+  });
+}
+
+// Images per im2col chunk: keeps the column buffer near 8M floats.
+int64_t chunk_images(const ConvDims& d) {
+  int64_t per = std::max<int64_t>(1, d.K() * d.P());
+  return std::clamp<int64_t>((int64_t(8) << 20) / per, 1, d.N);
+}
+
+bool is_depthwise(const ConvDims& d) {
+  return d.groups > 1 && d.groups == d.Cin && d.Cg_in == 1 && d.Cg_out == 1;
+}
+
+void check_conv(const Tensor& y, const Tensor& x, const Tensor& w) {
+  for (const Tensor* t : {&x, &y})
+    SN_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1) &&
+                 (t->size(2) <= 1 || t->stride(2) == t->size(3)),
+             "conv2d", "expects NCHW with contiguous planes, got sizes ", shape_str(t->sizes()),
+             " strides ", shape_str(t->strides()));
+  SN_CHECK(w.dim() == 4 && (w.size(3) <= 1 || w.stride(3) == 1), "conv2d",
+           "filter needs a unit inner stride, got strides ", shape_str(w.strides()));
+}
+
+// ---- depthwise: one filter per channel, direct loops ---------------------------------------
+template <bool kBackwardInput>
+void depthwise_pass(const Tensor& out, const Tensor& in, const Tensor& w, const ConvDims& d) {
+  // Forward: out = y, in = x. Backward-input: out = dx, in = dy (scatter instead of gather).
+  parallel_for(d.N * d.Cin, d.P() * d.KH * d.KW, [&](int64_t nc) {
+    int64_t n = nc / d.Cin, c = nc % d.Cin;
+    const float* wc = w.data<float>() + c * w.stride(0);
+    const float* src = x_plane(in, n, c);
+    float* dst = const_cast<float*>(x_plane(out, n, c));
+    for (int64_t ho = 0; ho < d.Ho; ++ho)
+      for (int64_t kh = 0; kh < d.KH; ++kh) {
+        int64_t hi = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
+        if (hi < 0 || hi >= d.H) continue;
+        for (int64_t kw = 0; kw < d.KW; ++kw) {
+          float wv = wc[kh * w.stride(2) + kw * w.stride(3)];
+          for (int64_t wo = 0; wo < d.Wo; ++wo) {
+            int64_t wi = wo * d.g.stride_w - d.g.pad_w + kw * d.g.dilation_w;
+            if (wi < 0 || wi >= d.W) continue;
+            if constexpr (kBackwardInput) dst[hi * d.W + wi] += wv * src[ho * d.Wo + wo];
+            else dst[ho * d.Wo + wo] += wv * src[hi * d.W + wi];
+          }
+        }
+      }
+  });
+}
+
+void depthwise_filter_grad(const Tensor& dw, const Tensor& dy, const Tensor& x, const ConvDims& d) {
+  parallel_for(d.Cin, d.N * d.P() * d.KH * d.KW, [&](int64_t c) {
+    float* wc = dw.data<float>() + c * dw.stride(0);
+    for (int64_t kh = 0; kh < d.KH; ++kh)
+      for (int64_t kw = 0; kw < d.KW; ++kw) {
+        double s = 0.0;
+        for (int64_t n = 0; n < d.N; ++n) {
+          const float* xp = x_plane(x, n, c);
+          const float* gp = x_plane(dy, n, c);
+          for (int64_t ho = 0; ho < d.Ho; ++ho) {
+            int64_t hi = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
+            if (hi < 0 || hi >= d.H) continue;
+            for (int64_t wo = 0; wo < d.Wo; ++wo) {
+              int64_t wi = wo * d.g.stride_w - d.g.pad_w + kw * d.g.dilation_w;
+              if (wi >= 0 && wi < d.W) s += double(gp[ho * d.Wo + wo]) * xp[hi * d.W + wi];
+            }
+          }
+        }
+        wc[kh * dw.stride(2) + kw * dw.stride(3)] += float(s);
+      }
+  });
+}
+
+}  // namespace
+
+void CpuBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, const Tensor& b,
+                        const Conv2dGeometry& g) {
+  check_f32("conv2d", {&y, &x, &w_in, &b});
+  check_conv(y, x, w_in);
+  ConvDims d = dims_of(x, w_in, y, g);
+  if (is_depthwise(d)) {
+    fill(y, 0.f);
+    depthwise_pass<false>(y, x, w_in, d);
+  } else {
+    // A filter whose kernel block is not contiguous (a window in KH/KW) is packed once.
+    Tensor w = packed_filter(w_in);
+    const int64_t nb_max = chunk_images(d), P = d.P();
+    Tensor cols_buf = scratch({d.K(), nb_max * P});
+    Tensor out_buf = scratch({d.Cg_out, nb_max * P});
+    for (int64_t grp = 0; grp < d.groups; ++grp) {
+      Tensor wm = filter_matrix(w, d, grp);
+      for (int64_t n0 = 0; n0 < d.N; n0 += nb_max) {
+        int64_t nb = std::min(nb_max, d.N - n0);
+        Tensor cols = cols_buf.narrow(1, 0, nb * P).as_strided({d.K(), nb * P}, {nb * P, 1}, 0);
+        Tensor out = out_buf.as_strided({d.Cg_out, nb * P}, {nb * P, 1}, 0);
+        im2col(cols, x, d, grp, n0, nb);
+        gemm(out, wm, cols, 1.f, 0.f);
+        const float* o = out.data<float>();
+        parallel_for(nb * d.Cg_out, P, [&](int64_t jc) {
+          int64_t j = jc / d.Cg_out, co = jc % d.Cg_out;
+          float* yp = const_cast<float*>(x_plane(y, n0 + j, grp * d.Cg_out + co));
+          std::copy(o + co * nb * P + j * P, o + co * nb * P + (j + 1) * P, yp);
+        });
+      }
+    }
+  }
+  if (b.defined()) {
+    parallel_for(d.N * d.Cout, d.P(), [&](int64_t nc) {
+      int64_t n = nc / d.Cout, c = nc % d.Cout;
+      float bv = b.data<float>()[c * b.stride(0)];
+      float* yp = const_cast<float*>(x_plane(y, n, c));
+      for (int64_t i = 0; i < d.P(); ++i) yp[i] += bv;
+    });
+  }
+}
+
+void CpuBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                                 const Tensor& dy, const Tensor& x, const Tensor& w_in,
+                                 const Conv2dGeometry& g) {
+  check_f32("conv2d_backward", {&dx, &dw, &db, &dy, &x, &w_in});
+  check_conv(dy, x, w_in);
+  ConvDims d = dims_of(x, w_in, dy, g);
+  if (db.defined()) {
+    parallel_for(d.Cout, d.N * d.P(), [&](int64_t c) {
+      double s = 0.0;
+      for (int64_t n = 0; n < d.N; ++n) {
+        const float* gp = x_plane(dy, n, c);
+        for (int64_t i = 0; i < d.P(); ++i) s += gp[i];
+      }
+      db.data<float>()[c * db.stride(0)] += float(s);
+    });
+  }
+  if (dx.defined()) fill(dx, 0.f);
+  if (is_depthwise(d)) {
+    if (dx.defined()) depthwise_pass<true>(dx, dy, w_in, d);
+    if (dw.defined()) depthwise_filter_grad(dw, dy, x, d);
+    return;
+  }
+  Tensor w = packed_filter(w_in);
+  SN_CHECK(!dw.defined() || filter_is_blas_ready(dw), "conv2d_backward",
+           "filter gradient window needs a contiguous kernel block, strides ", shape_str(dw.strides()));
+  const int64_t nb_max = chunk_images(d), P = d.P();
+  Tensor cols_buf = scratch({d.K(), nb_max * P});
+  Tensor dcols_buf = dx.defined() ? scratch({d.K(), nb_max * P}) : Tensor();
+  Tensor dy_buf = scratch({d.Cg_out, nb_max * P});
+  for (int64_t grp = 0; grp < d.groups; ++grp) {
+    Tensor wm = filter_matrix(w, d, grp);
+    Tensor dwm = dw.defined() ? filter_matrix(dw, d, grp) : Tensor();
+    for (int64_t n0 = 0; n0 < d.N; n0 += nb_max) {
+      int64_t nb = std::min(nb_max, d.N - n0);
+      Shape mat{d.K(), nb * P}, mat_st{nb * P, 1};
+      Tensor dyt = dy_buf.as_strided({d.Cg_out, nb * P}, {nb * P, 1}, 0);
+      float* t = dyt.data<float>();
+      parallel_for(nb * d.Cg_out, P, [&](int64_t jc) {  // gather dy into [Cg_out, nb*P]
+        int64_t j = jc / d.Cg_out, co = jc % d.Cg_out;
+        const float* gp = x_plane(dy, n0 + j, grp * d.Cg_out + co);
+        std::copy(gp, gp + P, t + co * nb * P + j * P);
+      });
+      if (dw.defined()) {
+        Tensor cols = cols_buf.as_strided(mat, mat_st, 0);
+        im2col(cols, x, d, grp, n0, nb);
+        gemm(dwm, dyt, cols.t(), 1.f, 1.f);
+      }
+      if (dx.defined()) {
+        Tensor dcols = dcols_buf.as_strided(mat, mat_st, 0);
+        gemm(dcols, wm.t(), dyt, 1.f, 0.f);
+        col2im(dx, dcols, d, grp, n0, nb);
+      }
+    }
+  }
+}
+
+}  // namespace sn

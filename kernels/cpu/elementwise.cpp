@@ -1,0 +1,260 @@
+// kernels/cpu/elementwise.cpp — copy, fill, random fills, unary/binary ops and their derivatives.
+#include <cmath>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace sn {
+namespace cpu {
+
+void check_f32(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    SN_CHECK(t->dtype() == DType::f32, op, "expects f32, got ", dtype_name(t->dtype()), " ",
+             shape_str(t->sizes()));
+    SN_CHECK(t->device().is_cpu(), op, "expects a cpu tensor, got ", t->device().str());
+  }
+}
+
+namespace {
+
+template <class T>
+float load(const T* p) {
+  if constexpr (std::is_same_v<T, bf16>) return bf16_to_float(*p);
+  else return float(*p);
+}
+
+template <class D, class S>
+void copy_typed(const Tensor& dst, const Tensor& src) {
+  D* d = static_cast<D*>(dst.data_ptr());
+  const S* s = static_cast<const S*>(src.data_ptr());
+  for_each_row<2>(dst.sizes(), {dst.strides(), src.strides()},
+                  [&](Offsets<2> o, Offsets<2> st, int64_t n) {
+    D* dp = d + o[0];
+    const S* sp = s + o[1];
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (std::is_same_v<D, S>) dp[i * st[0]] = sp[i * st[1]];
+      else if constexpr (std::is_same_v<D, bf16>) dp[i * st[0]] = float_to_bf16(load(sp + i * st[1]));
+      else if constexpr (std::is_same_v<S, bf16>) dp[i * st[0]] = D(bf16_to_float(sp[i * st[1]]));
+      else dp[i * st[0]] = D(sp[i * st[1]]);
+    }
+  });
+}
+
+template <class D>
+void copy_from(const Tensor& dst, const Tensor& src) {
+  switch (src.dtype()) {
+    case DType::f32: return copy_typed<D, float>(dst, src);
+    case DType::bf16: return copy_typed<D, bf16>(dst, src);
+    case DType::i32: return copy_typed<D, int32_t>(dst, src);
+    case DType::i64: return copy_typed<D, int64_t>(dst, src);
+  }
+}
+
+// Value of one elementwise function and its derivative.
+inline float apply(Unary op, float x) {
+  switch (op) {
+    case Unary::neg: return -x;
+    case Unary::exp: return std::exp(x);
+    case Unary::log: return std::log(x);
+    case Unary::sqrt: return std::sqrt(x);
+    case Unary::abs: return std::fabs(x);
+    case Unary::relu: return x > 0.f ? x : 0.f;
+    case Unary::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case Unary::gelu_tanh: {
+      float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.f + std::tanh(u));
+    }
+    case Unary::silu: return x / (1.f + std::exp(-x));
+    case Unary::tanh: return std::tanh(x);
+    case Unary::sigmoid: return 1.f / (1.f + std::exp(-x));
+    case Unary::square: return x * x;
+  }
+  return 0.f;
+}
+
+inline float derivative(Unary op, float x, float y) {
+  switch (op) {
+    case Unary::neg: return -1.f;
+    case Unary::exp: return y;
+    case Unary::log: return 1.f / x;
+    case Unary::sqrt: return 0.5f / y;
+    case Unary::abs: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
+    case Unary::relu: return x > 0.f ? 1.f : 0.f;
+    case Unary::gelu: {
+      float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
+      float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
+      return cdf + x * pdf;
+    }
+    case Unary::gelu_tanh: {
+      float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+      float t = std::tanh(u);
+      float du = 0.79788456080286536f * (1.f + 3.f * 0.044715f * x * x);
+      return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
+    }
+    case Unary::silu: {
+      float s = 1.f / (1.f + std::exp(-x));
+      return s * (1.f + x * (1.f - s));
+    }
+    case Unary::tanh: return 1.f - y * y;
+    case Unary::sigmoid: return y * (1.f - y);
+    case Unary::square: return 2.f * x;
+  }
+  return 0.f;
+}
+
+template <class Op>
+void unary_loop(const Tensor& out, const Tensor& x, Op op) {
+  float* o = out.data<float>();
+  const float* a = x.data<float>();
+  for_each_row<2>(out.sizes(), {out.strides(), x.strides()}, [&](Offsets<2> off, Offsets<2> st, int64_t n) {
+    float* op_ = o + off[0];
+    const float* ap = a + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+      for (int64_t i = 0; i < n; ++i) op_[i] = op(ap[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) op_[i * st[0]] = op(ap[i * st[1]]);
+    }
+  });
+}
+
+template <class Op>
+void binary_loop(const Tensor& out, const Tensor& x, const Tensor& y, Op op) {
+  float* o = out.data<float>();
+  const float* a = x.data<float>();
+  const float* b = y.data<float>();
+  for_each_row<3>(out.sizes(), {out.strides(), x.strides(), y.strides()},
+                  [&](Offsets<3> off, Offsets<3> st, int64_t n) {
+    float* op_ = o + off[0];
+    const float* ap = a + off[1];
+    const float* bp = b + off[2];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
+      for (int64_t i = 0; i < n; ++i) op_[i] = op(ap[i], bp[i]);
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+      const float bv = *bp;
+      for (int64_t i = 0; i < n; ++i) op_[i] = op(ap[i], bv);
+    } else {
+      for (int64_t i = 0; i < n; ++i) op_[i * st[0]] = op(ap[i * st[1]], bp[i * st[2]]);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace cpu
+
+using namespace cpu;
+
+void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
+  SN_CHECK(dst.sizes() == src.sizes(), "copy", "sizes differ: ", shape_str(dst.sizes()), " vs ",
+           shape_str(src.sizes()));
+  SN_CHECK(dst.device().is_cpu() && src.device().is_cpu(), "copy", "cpu kernel got ",
+           dst.device().str(), " <- ", src.device().str());
+  switch (dst.dtype()) {
+    case DType::f32: return copy_from<float>(dst, src);
+    case DType::bf16: return copy_from<bf16>(dst, src);
+    case DType::i32: return copy_from<int32_t>(dst, src);
+    case DType::i64: return copy_from<int64_t>(dst, src);
+  }
+}
+
+void CpuBackend::fill(const Tensor& dst, float value) {
+  auto run = [&](auto* base, auto v) {
+    for_each_row<1>(dst.sizes(), {dst.strides()}, [&](Offsets<1> o, Offsets<1> st, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) base[o[0] + i * st[0]] = v;
+    });
+  };
+  switch (dst.dtype()) {
+    case DType::f32: return run(dst.data<float>(), value);
+    case DType::bf16: return run(dst.data<bf16>(), float_to_bf16(value));
+    case DType::i32: return run(dst.data<int32_t>(), int32_t(value));
+    case DType::i64: return run(dst.data<int64_t>(), int64_t(value));
+  }
+}
+
+// Random fills index elements in row-major order of dst, so the values do not depend on strides
+// or thread count.
+void CpuBackend::fill_uniform(const Tensor& dst, const Generator& gen, uint64_t first) {
+  check_f32("fill_uniform", {&dst});
+  SN_CHECK(dst.is_contiguous(), "fill_uniform", "needs a contiguous tensor");
+  float* d = dst.data<float>();
+  int64_t n = dst.numel();
+  parallel_for((n + 3) / 4, 64, [&](int64_t b) {
+    auto w = gen.block(first + uint64_t(b));
+    for (int64_t j = 0; j < 4 && 4 * b + j < n; ++j) d[4 * b + j] = u32_to_unit(w[j]);
+  });
+}
+
+void CpuBackend::fill_normal(const Tensor& dst, const Generator& gen, uint64_t first) {
+  check_f32("fill_normal", {&dst});
+  SN_CHECK(dst.is_contiguous(), "fill_normal", "needs a contiguous tensor");
+  float* d = dst.data<float>();
+  int64_t n = dst.numel();
+  parallel_for((n + 1) / 2, 64, [&](int64_t p) {
+    auto w = gen.block(first + uint64_t(p / 2));
+    int j = int(p % 2) * 2;
+    float u1 = std::max(u32_to_unit(w[j]), 1e-12f), u2 = u32_to_unit(w[j + 1]);
+    float r = std::sqrt(-2.f * std::log(u1));
+    d[2 * p] = r * std::cos(6.28318530717958647692f * u2);
+    if (2 * p + 1 < n) d[2 * p + 1] = r * std::sin(6.28318530717958647692f * u2);
+  });
+}
+
+void CpuBackend::dropout_mask(const Tensor& mask, float p, const Generator& gen, uint64_t first) {
+  check_f32("dropout_mask", {&mask});
+  SN_CHECK(mask.is_contiguous(), "dropout_mask", "needs a contiguous mask");
+  float* d = mask.data<float>();
+  int64_t n = mask.numel();
+  const float scale = 1.f / (1.f - p);
+  parallel_for((n + 3) / 4, 64, [&](int64_t b) {
+    auto w = gen.block(first + uint64_t(b));
+    for (int64_t j = 0; j < 4 && 4 * b + j < n; ++j) d[4 * b + j] = u32_to_unit(w[j]) >= p ? scale : 0.f;
+  });
+}
+
+void CpuBackend::unary(Unary op, const Tensor& out, const Tensor& x) {
+  check_f32("unary", {&out, &x});
+  switch (op) {  // the hot activations get their own instantiation so they vectorise
+    case Unary::relu: return unary_loop(out, x, [](float v) { return v > 0.f ? v : 0.f; });
+    case Unary::neg: return unary_loop(out, x, [](float v) { return -v; });
+    case Unary::square: return unary_loop(out, x, [](float v) { return v * v; });
+    default: return unary_loop(out, x, [op](float v) { return apply(op, v); });
+  }
+}
+
+void CpuBackend::unary_backward(Unary op, const Tensor& dx, const Tensor& grad, const Tensor& x,
+                                const Tensor& y) {
+  check_f32("unary_backward", {&dx, &grad, &x, &y});
+  // The derivative needs x or y; pass whichever is defined as the second operand.
+  const bool uses_y = op == Unary::exp || op == Unary::sqrt || op == Unary::tanh || op == Unary::sigmoid;
+  const Tensor& v = uses_y ? y : x;
+  SN_CHECK(v.defined(), "unary_backward", unary_name(op), " needs ", uses_y ? "its output" : "its input");
+  if (op == Unary::relu)
+    return binary_loop(dx, grad, v, [](float g, float a) { return a > 0.f ? g : 0.f; });
+  if (uses_y)
+    return binary_loop(dx, grad, v, [op](float g, float yy) { return g * derivative(op, 0.f, yy); });
+  binary_loop(dx, grad, v, [op](float g, float xx) { return g * derivative(op, xx, 0.f); });
+}
+
+void CpuBackend::binary(Binary op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  check_f32("binary", {&out, &a, &b});
+  switch (op) {
+    case Binary::add: return binary_loop(out, a, b, [](float x, float y) { return x + y; });
+    case Binary::sub: return binary_loop(out, a, b, [](float x, float y) { return x - y; });
+    case Binary::mul: return binary_loop(out, a, b, [](float x, float y) { return x * y; });
+    case Binary::div: return binary_loop(out, a, b, [](float x, float y) { return x / y; });
+  }
+}
+
+void CpuBackend::affine(const Tensor& out, const Tensor& x, float scale, float shift) {
+  check_f32("affine", {&out, &x});
+  unary_loop(out, x, [scale, shift](float v) { return v * scale + shift; });
+}
+
+void CpuBackend::axpy(const Tensor& y, float alpha, const Tensor& x) {
+  check_f32("axpy", {&y, &x});
+  SN_CHECK(y.sizes() == x.sizes(), "axpy", "sizes differ: ", shape_str(y.sizes()), " vs ",
+           shape_str(x.sizes()));
+  binary_loop(y, y, x, [alpha](float a, float b) { return a + alpha * b; });
+}
+
+}  // namespace sn

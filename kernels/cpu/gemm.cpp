@@ -1,0 +1,86 @@
+// kernels/cpu/gemm.cpp — GEMM on strided views through CBLAS (leading dimensions, no copies).
+#include <cblas.h>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace sn {
+
+using namespace cpu;
+
+namespace {
+
+// How BLAS sees a 2-d view [rows, cols]: row-major with leading dimension ld, or the transpose
+// of a row-major matrix (a column-major view). Neither: the view needs a packed copy.
+struct BlasOperand {
+  const float* ptr = nullptr;
+  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  int64_t ld = 1;
+  bool ok = false;
+};
+
+BlasOperand describe(const Tensor& t) {
+  const int64_t r = t.size(0), c = t.size(1), s0 = t.stride(0), s1 = t.stride(1);
+  BlasOperand op;
+  op.ptr = t.data<float>();
+  if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<int64_t>(c, 1))) {
+    op.trans = CblasNoTrans;
+    op.ld = r == 1 ? std::max<int64_t>(c, 1) : s0;
+    op.ok = true;
+  } else if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<int64_t>(r, 1))) {
+    op.trans = CblasTrans;
+    op.ld = c == 1 ? std::max<int64_t>(r, 1) : s1;
+    op.ok = true;
+  }
+  return op;
+}
+
+// The packed copy a non-BLAS-able view needs (a non-unit inner stride in both dims).
+Tensor packed(const Tensor& t) {
+  auto storage = std::make_shared<Storage>(size_t(t.numel()) * 4, t.device());
+  Tensor p = Tensor::from_storage(storage, t.sizes(), contiguous_strides(t.sizes()), 0, DType::f32);
+  backend_for(t.device()).copy(p, t);
+  return p;
+}
+
+void gemm2d(const Tensor& c, const Tensor& a_in, const Tensor& b_in, float alpha, float beta) {
+  const int64_t M = c.size(0), N = c.size(1), K = a_in.size(1);
+  if (M == 0 || N == 0) return;
+  BlasOperand cd = describe(c);
+  SN_CHECK(cd.ok, "gemm", "output view with strides ", shape_str(c.strides()),
+           " is not a BLAS matrix");
+  if (cd.trans == CblasTrans) {
+    // Column-major output: compute c^T = b^T a^T instead.
+    return gemm2d(c.t(), b_in.t(), a_in.t(), alpha, beta);
+  }
+  if (K == 0) {  // c = beta * c
+    backend_for(c.device()).affine(c, c, beta, 0.f);
+    return;
+  }
+  Tensor a = describe(a_in).ok ? a_in : packed(a_in);
+  Tensor b = describe(b_in).ok ? b_in : packed(b_in);
+  BlasOperand ad = describe(a), bd = describe(b);
+  cblas_sgemm(CblasRowMajor, ad.trans, bd.trans, int(M), int(N), int(K), alpha, ad.ptr, int(ad.ld),
+              bd.ptr, int(bd.ld), beta, c.data<float>(), int(cd.ld));
+}
+
+}  // namespace
+
+void CpuBackend::gemm(const Tensor& c, const Tensor& a, const Tensor& b, float alpha, float beta) {
+  check_f32("gemm", {&c, &a, &b});
+  if (a.dim() == 2) {
+    SN_CHECK(b.dim() == 2 && c.dim() == 2 && a.size(1) == b.size(0) && c.size(0) == a.size(0) &&
+                 c.size(1) == b.size(1),
+             "gemm", "shapes ", shape_str(a.sizes()), " @ ", shape_str(b.sizes()), " -> ",
+             shape_str(c.sizes()), " do not match");
+    return gemm2d(c, a, b, alpha, beta);
+  }
+  SN_CHECK(a.dim() == 3 && b.dim() == 3 && c.dim() == 3 && a.size(0) == b.size(0) &&
+               c.size(0) == a.size(0) && a.size(2) == b.size(1) && c.size(1) == a.size(1) &&
+               c.size(2) == b.size(2),
+           "gemm", "batched shapes ", shape_str(a.sizes()), " @ ", shape_str(b.sizes()), " -> ",
+           shape_str(c.sizes()), " do not match");
+  for (int64_t i = 0; i < a.size(0); ++i) gemm2d(c.select(0, i), a.select(0, i), b.select(0, i), alpha, beta);
+}
+
+}  // namespace sn

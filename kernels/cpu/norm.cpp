@@ -1,0 +1,164 @@
+// kernels/cpu/norm.cpp — LayerNorm / RMSNorm over rows [R, D], BatchNorm over NCHW channels.
+#include <cmath>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace sn {
+
+using namespace cpu;
+
+namespace {
+// Element (r, i) of a [R, D] view with unit inner stride, or 1/0 when undefined.
+inline const float* row(const Tensor& t, int64_t r) { return t.data<float>() + r * t.stride(0); }
+inline float at1(const Tensor& t, int64_t i, float dflt) {
+  return t.defined() ? t.data<float>()[i * t.stride(0)] : dflt;
+}
+
+// x [N, C, H, W] with a contiguous H×W plane: the plane of (n, c).
+inline const float* plane(const Tensor& x, int64_t n, int64_t c) {
+  return x.data<float>() + n * x.stride(0) + c * x.stride(1);
+}
+void check_nchw(const char* op, const Tensor& x) {
+  SN_CHECK(x.dim() == 4 && (x.size(3) <= 1 || x.stride(3) == 1) &&
+               (x.size(2) <= 1 || x.stride(2) == x.size(3)),
+           op, "expects NCHW with contiguous planes, got sizes ", shape_str(x.sizes()),
+           " strides ", shape_str(x.strides()));
+}
+}  // namespace
+
+void CpuBackend::layer_norm(const Tensor& y, const Tensor& mean, const Tensor& rstd,
+                            const Tensor& x, const Tensor& w, const Tensor& b, float eps, bool rms) {
+  check_f32("layer_norm", {&y, &mean, &rstd, &x, &w, &b});
+  const int64_t R = x.size(0), D = x.size(1);
+  parallel_for(R, D * 4, [&](int64_t r) {
+    const float* xr = row(x, r);
+    float* yr = y.data<float>() + r * y.stride(0);
+    float mu = 0.f;
+    if (!rms) {
+      double s = 0.0;
+      for (int64_t i = 0; i < D; ++i) s += xr[i];
+      mu = float(s / double(D));
+    }
+    double ss = 0.0;
+    for (int64_t i = 0; i < D; ++i) ss += double(xr[i] - mu) * double(xr[i] - mu);
+    float rs = 1.f / std::sqrt(float(ss / double(D)) + eps);
+    mean.data<float>()[r * mean.stride(0)] = mu;
+    rstd.data<float>()[r * rstd.stride(0)] = rs;
+    for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs * at1(w, i, 1.f) + at1(b, i, 0.f);
+  });
+}
+
+void CpuBackend::layer_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                                     const Tensor& dy, const Tensor& x, const Tensor& mean,
+                                     const Tensor& rstd, const Tensor& w, bool rms) {
+  check_f32("layer_norm_backward", {&dx, &dw, &db, &dy, &x, &mean, &rstd, &w});
+  const int64_t R = x.size(0), D = x.size(1);
+  if (dx.defined()) {
+    parallel_for(R, D * 8, [&](int64_t r) {
+      const float* xr = row(x, r);
+      const float* gr = row(dy, r);
+      float* dr = dx.data<float>() + r * dx.stride(0);
+      float mu = mean.data<float>()[r * mean.stride(0)], rs = rstd.data<float>()[r * rstd.stride(0)];
+      double sum_g = 0.0, sum_gx = 0.0;
+      for (int64_t i = 0; i < D; ++i) {
+        float g = gr[i] * at1(w, i, 1.f);
+        sum_g += g;
+        sum_gx += double(g) * double((xr[i] - mu) * rs);
+      }
+      float mg = rms ? 0.f : float(sum_g / double(D)), mgx = float(sum_gx / double(D));
+      for (int64_t i = 0; i < D; ++i) {
+        float g = gr[i] * at1(w, i, 1.f);
+        dr[i] = rs * (g - mg - (xr[i] - mu) * rs * mgx);
+      }
+    });
+  }
+  if (dw.defined() || db.defined()) {
+    // Columns split across threads: each owns its dw/db entries, rows summed in order.
+    parallel_for(D, R * 2, [&](int64_t i) {
+      double sw = 0.0, sb = 0.0;
+      for (int64_t r = 0; r < R; ++r) {
+        float g = row(dy, r)[i];
+        float xhat = (row(x, r)[i] - mean.data<float>()[r * mean.stride(0)]) *
+                     rstd.data<float>()[r * rstd.stride(0)];
+        sw += double(g) * xhat;
+        sb += g;
+      }
+      if (dw.defined()) dw.data<float>()[i * dw.stride(0)] += float(sw);
+      if (db.defined()) db.data<float>()[i * db.stride(0)] += float(sb);
+    });
+  }
+}
+
+void CpuBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const Tensor& x) {
+  check_f32("batch_norm_stats", {&mean, &var, &x});
+  check_nchw("batch_norm_stats", x);
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const double count = double(N * P);
+  parallel_for(C, N * P * 2, [&](int64_t c) {
+    double s = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = plane(x, n, c);
+      for (int64_t i = 0; i < P; ++i) s += p[i];
+    }
+    double mu = s / count, ss = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = plane(x, n, c);
+      for (int64_t i = 0; i < P; ++i) ss += (p[i] - mu) * (p[i] - mu);
+    }
+    mean.data<float>()[c * mean.stride(0)] = float(mu);
+    var.data<float>()[c * var.stride(0)] = float(ss / count);
+  });
+}
+
+void CpuBackend::batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean,
+                                  const Tensor& invstd, const Tensor& w, const Tensor& b) {
+  check_f32("batch_norm_apply", {&y, &x, &mean, &invstd, &w, &b});
+  check_nchw("batch_norm_apply", x);
+  check_nchw("batch_norm_apply", y);
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  parallel_for(N * C, P, [&](int64_t nc) {
+    int64_t n = nc / C, c = nc % C;
+    float scale = at1(invstd, c, 1.f) * at1(w, c, 1.f);
+    float shift = at1(b, c, 0.f) - at1(mean, c, 0.f) * scale;
+    const float* xp = plane(x, n, c);
+    float* yp = const_cast<float*>(plane(y, n, c));
+    for (int64_t i = 0; i < P; ++i) yp[i] = xp[i] * scale + shift;
+  });
+}
+
+void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
+                                     const Tensor& dy, const Tensor& x, const Tensor& mean,
+                                     const Tensor& invstd, const Tensor& w, bool training) {
+  check_f32("batch_norm_backward", {&dx, &dw, &db, &dy, &x, &mean, &invstd, &w});
+  check_nchw("batch_norm_backward", x);
+  check_nchw("batch_norm_backward", dy);
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  const double count = double(N * P);
+  parallel_for(C, N * P * 3, [&](int64_t c) {
+    float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
+    double sum_g = 0.0, sum_gx = 0.0;  // sum(dy), sum(dy * xhat)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = plane(x, n, c);
+      const float* gp = plane(dy, n, c);
+      for (int64_t i = 0; i < P; ++i) {
+        sum_g += gp[i];
+        sum_gx += double(gp[i]) * double((xp[i] - mu) * is);
+      }
+    }
+    if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
+    if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
+    if (!dx.defined()) return;
+    float mg = training ? float(sum_g / count) : 0.f;
+    float mgx = training ? float(sum_gx / count) : 0.f;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = plane(x, n, c);
+      const float* gp = plane(dy, n, c);
+      float* dp = const_cast<float*>(plane(dx, n, c));
+      for (int64_t i = 0; i < P; ++i)
+        dp[i] = wc * is * (gp[i] - mg - (xp[i] - mu) * is * mgx);
+    }
+  });
+}
+
+}  // namespace sn
