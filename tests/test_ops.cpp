@@ -1,0 +1,286 @@
+// tests/test_ops.cpp — every op's forward pass against the naive reference, on contiguous
+// tensors and on nested windows of larger tensors.
+#include <gtest/gtest.h>
+
+#include "reference.h"
+#include "test_util.h"
+
+namespace sn {
+namespace {
+
+using testing::expect_close;
+using testing::random_tensor;
+using V = std::vector<float>;
+
+// The same values as a contiguous tensor and as a nested window of a larger one.
+struct Both {
+  Tensor contiguous, window;
+};
+Both both(const Shape& sizes, uint64_t seed, float scale = 1.f) {
+  Tensor big = random_tensor([&] { Shape s = sizes; for (auto& d : s) d += 3; return s; }(), seed, scale);
+  Tensor w = big.prefix(sizes);
+  return {w.contiguous(), w};
+}
+
+TEST(Ops, ElementwiseAndBroadcast) {
+  for (bool nested : {false, true}) {
+    Both a = both({3, 4}, 1), b = both({4}, 2);
+    Tensor x = nested ? a.window : a.contiguous, y = nested ? b.window : b.contiguous;
+    V xv = to_vector<float>(x), yv = to_vector<float>(y);
+    V add(12), mul(12), div(12);
+    for (int i = 0; i < 12; ++i) {
+      add[i] = xv[i] + yv[i % 4];
+      mul[i] = xv[i] * yv[i % 4];
+      div[i] = xv[i] / yv[i % 4];
+    }
+    expect_close(x + y, add, 1e-6f, "add");
+    expect_close(x * y, mul, 1e-6f, "mul");
+    expect_close(x / y, div, 1e-5f, "div");
+    expect_close(x - 1.5f, [&] { V r = xv; for (auto& v : r) v -= 1.5f; return r; }(), 1e-6f, "sub scalar");
+    struct U {
+      Tensor (*op)(const Tensor&);
+      float (*f)(float);
+    };
+    for (U u : {U{relu, [](float v) { return v > 0 ? v : 0.f; }},
+                U{tanh, [](float v) { return std::tanh(v); }},
+                U{sigmoid, [](float v) { return 1.f / (1.f + std::exp(-v)); }},
+                U{silu, [](float v) { return v / (1.f + std::exp(-v)); }},
+                U{exp, [](float v) { return std::exp(v); }},
+                U{neg, [](float v) { return -v; }},
+                U{square, [](float v) { return v * v; }},
+                U{abs, [](float v) { return std::fabs(v); }}}) {
+      V r = xv;
+      for (auto& v : r) v = u.f(v);
+      expect_close(u.op(x), r, 1e-5f, "unary");
+    }
+    V g = xv, gt = xv;
+    for (auto& v : g) v = 0.5f * v * (1.f + std::erf(v / std::sqrt(2.f)));
+    for (auto& v : gt) v = 0.5f * v * (1.f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+    expect_close(gelu(x), g, 1e-5f, "gelu");
+    expect_close(gelu(x, true), gt, 1e-5f, "gelu_tanh");
+    V ax = to_vector<float>(abs(x) + 0.1f);
+    V lg = ax, sq = ax;
+    for (auto& v : lg) v = std::log(v);
+    for (auto& v : sq) v = std::sqrt(v);
+    expect_close(log(abs(x) + 0.1f), lg, 1e-5f, "log");
+    expect_close(sqrt(abs(x) + 0.1f), sq, 1e-5f, "sqrt");
+  }
+}
+
+TEST(Ops, Reductions) {
+  for (bool nested : {false, true}) {
+    Both a = both({3, 4, 5}, 3);
+    Tensor x = nested ? a.window : a.contiguous;
+    V xv = to_vector<float>(x);
+    double total = 0;
+    V s1(15, 0.f), s02(4, 0.f);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j)
+        for (int k = 0; k < 5; ++k) {
+          float v = xv[(i * 4 + j) * 5 + k];
+          total += v;
+          s1[i * 5 + k] += v;
+          s02[j] += v;
+        }
+    EXPECT_NEAR(sum(x).item(), total, 1e-4);
+    EXPECT_NEAR(mean(x).item(), total / 60.0, 1e-5);
+    expect_close(sum(x, {1}), s1, 1e-5f, "sum dim 1");
+    expect_close(sum(x, {0, 2}), s02, 1e-5f, "sum dims 0,2");
+    EXPECT_EQ(sum(x, {0, 2}, true).sizes(), (Shape{1, 4, 1}));
+    V m02 = s02;
+    for (auto& v : m02) v /= 15.f;
+    expect_close(mean(x, {0, -1}), m02, 1e-5f, "mean");
+    expect_close(sum_to(x, {4, 1}), [&] {
+      V r(4, 0.f);
+      for (int i = 0; i < 60; ++i) r[(i / 5) % 4] += xv[i];
+      return r;
+    }(), 1e-5f, "sum_to");
+  }
+  // Large enough for the parallel paths.
+  Tensor big = random_tensor({300, 257}, 4);
+  V bv = to_vector<float>(big);
+  double t = 0;
+  V cols(257, 0.f);
+  for (int i = 0; i < 300 * 257; ++i) {
+    t += bv[i];
+    cols[i % 257] += bv[i];
+  }
+  EXPECT_NEAR(sum(big).item(), t, 1e-2);
+  expect_close(sum(big, {0}), cols, 1e-4f, "column sums");
+}
+
+TEST(Ops, MatmulOnWindowsAndTransposes) {
+  for (bool nested : {false, true}) {
+    Both a = both({5, 7}, 5), b = both({7, 3}, 6);
+    Tensor x = nested ? a.window : a.contiguous, y = nested ? b.window : b.contiguous;
+    V ref = ref::matmul(to_vector<float>(x), to_vector<float>(y), 5, 7, 3);
+    expect_close(matmul(x, y), ref, 1e-5f, "matmul");
+    // The same product through transposed views (column-major operands).
+    Tensor xt = x.t().contiguous().t(), yt = y.t().contiguous().t();
+    expect_close(matmul(xt, yt), ref, 1e-5f, "matmul transposed operands");
+    // Output transposed: (y^T x^T)^T.
+    expect_close(matmul(y.t(), x.t()).t().contiguous(), ref, 1e-5f, "matmul transposed output");
+  }
+  // A non-BLAS view (inner stride 2 on both dims) is packed, not rejected.
+  Tensor s = random_tensor({10, 14}, 7).slice(0, 0, 10, 2).slice(1, 0, 14, 2);
+  Tensor r = random_tensor({7, 2}, 8);
+  expect_close(matmul(s, r), ref::matmul(to_vector<float>(s), to_vector<float>(r), 5, 7, 2), 1e-5f);
+  // Batched.
+  Tensor ba = random_tensor({3, 4, 5}, 9), bb = random_tensor({3, 5, 2}, 10);
+  Tensor bo = matmul(ba, bb);
+  for (int64_t i = 0; i < 3; ++i)
+    expect_close(bo.select(0, i), ref::matmul(to_vector<float>(ba.select(0, i)), to_vector<float>(bb.select(0, i)), 4, 5, 2), 1e-5f);
+}
+
+TEST(Ops, LinearOnAWeightWindow) {
+  Tensor W = random_tensor({16, 12}, 11), B = random_tensor({16}, 12);
+  for (bool nested : {false, true}) {
+    Tensor w = nested ? W.prefix({10, 7}) : W.prefix({10, 7}).contiguous();
+    Tensor b = nested ? B.narrow(0, 0, 10) : B.narrow(0, 0, 10).contiguous();
+    Tensor x = random_tensor({2, 3, 7}, 13);
+    Tensor y = linear(x, w, b);
+    EXPECT_EQ(y.sizes(), (Shape{2, 3, 10}));
+    expect_close(y, ref::linear(to_vector<float>(x), to_vector<float>(w), to_vector<float>(b), 6, 7, 10), 1e-5f);
+    expect_close(linear(x, w), ref::linear(to_vector<float>(x), to_vector<float>(w), {}, 6, 7, 10), 1e-5f);
+  }
+}
+
+TEST(Ops, SoftmaxAndCrossEntropy) {
+  for (bool nested : {false, true}) {
+    Both a = both({4, 6}, 14, 3.f);
+    Tensor x = nested ? a.window : a.contiguous;
+    V xv = to_vector<float>(x);
+    expect_close(softmax(x), ref::softmax(xv, 4, 6, false), 1e-5f, "softmax");
+    expect_close(log_softmax(x), ref::softmax(xv, 4, 6, true), 1e-5f, "log_softmax");
+    // Over dim 0: transpose, reference, transpose back.
+    V xtv = to_vector<float>(x.t());
+    V st = ref::softmax(xtv, 6, 4, false);
+    expect_close(softmax(x, 0).t().contiguous(), st, 1e-5f, "softmax dim 0");
+    std::vector<int64_t> t{1, 5, 0, 3};
+    Tensor tt = from_vector(t, {4});
+    EXPECT_NEAR(cross_entropy(x, tt).item(), ref::cross_entropy_mean(xv, t, 4, 6, -100, 0.f), 1e-5);
+    EXPECT_NEAR(cross_entropy(x, tt, Reduction::mean, -100, 0.1f).item(),
+                ref::cross_entropy_mean(xv, t, 4, 6, -100, 0.1f), 1e-5);
+    std::vector<int64_t> ti{1, -100, 0, -100};
+    EXPECT_NEAR(cross_entropy(x, from_vector(ti, {4})).item(),
+                ref::cross_entropy_mean(xv, ti, 4, 6, -100, 0.f), 1e-5);
+    Tensor none = cross_entropy(x, tt, Reduction::none);
+    EXPECT_EQ(none.sizes(), (Shape{4}));
+    EXPECT_NEAR(sum(none).item(), 4 * ref::cross_entropy_mean(xv, t, 4, 6, -100, 0.f), 1e-4);
+  }
+  Tensor x = random_tensor({2, 3}, 1);
+  EXPECT_THROW(cross_entropy(x, from_vector(std::vector<int64_t>{0, 3}, {2})), Error);
+  EXPECT_THROW(cross_entropy(x, from_vector(std::vector<int64_t>{0}, {1})), Error);
+}
+
+TEST(Ops, NormsOverTheActivePrefix) {
+  Tensor W = random_tensor({12}, 20), B = random_tensor({12}, 21);
+  for (bool nested : {false, true}) {
+    Both a = both({5, 8}, 22, 2.f);
+    Tensor x = nested ? a.window : a.contiguous;
+    Tensor w = nested ? W.narrow(0, 0, 8) : W.narrow(0, 0, 8).contiguous();
+    Tensor b = nested ? B.narrow(0, 0, 8) : B.narrow(0, 0, 8).contiguous();
+    V xv = to_vector<float>(x), wv = to_vector<float>(w), bv = to_vector<float>(b);
+    expect_close(layer_norm(x, w, b), ref::layer_norm(xv, wv, bv, 5, 8, 1e-5f, false), 1e-4f, "layer_norm");
+    expect_close(layer_norm(x, Tensor(), Tensor()), ref::layer_norm(xv, {}, {}, 5, 8, 1e-5f, false), 1e-4f);
+    expect_close(rms_norm(x, w), ref::layer_norm(xv, wv, {}, 5, 8, 1e-6f, true), 1e-4f, "rms_norm");
+  }
+}
+
+TEST(Ops, BatchNormTrainAndEval) {
+  Tensor W = random_tensor({8}, 30), B = random_tensor({8}, 31);
+  for (bool nested : {false, true}) {
+    Both a = both({4, 5, 3, 3}, 32);
+    Tensor x = nested ? a.window : a.contiguous;
+    Tensor w = W.narrow(0, 0, 5), b = B.narrow(0, 0, 5);
+    Tensor rm = zeros({8}), rv = ones({8});
+    Tensor y = batch_norm(x, w, b, rm.narrow(0, 0, 5), rv.narrow(0, 0, 5), true, 0.1f, 1e-5f);
+    V xv = to_vector<float>(x);
+    expect_close(y, ref::batch_norm(xv, to_vector<float>(w), to_vector<float>(b), 4, 5, 9, 1e-5f), 1e-4f, "bn train");
+    // Running statistics moved 10% toward the batch's (unbiased variance); the window only.
+    V rmv = to_vector<float>(rm), rvv = to_vector<float>(rv);
+    double mu0 = 0;
+    for (int n = 0; n < 4; ++n)
+      for (int p = 0; p < 9; ++p) mu0 += xv[(n * 5 + 0) * 9 + p];
+    mu0 /= 36.0;
+    EXPECT_NEAR(rmv[0], 0.1 * mu0, 1e-5);
+    EXPECT_EQ(rmv[6], 0.f);
+    EXPECT_EQ(rvv[6], 1.f);
+    // Eval uses the running statistics.
+    Tensor ye = batch_norm(x, w, b, rm.narrow(0, 0, 5), rv.narrow(0, 0, 5), false);
+    V yev = to_vector<float>(ye);
+    float expect0 = float((xv[0] - rmv[0]) / std::sqrt(rvv[0] + 1e-5) * to_vector<float>(w)[0] + to_vector<float>(b)[0]);
+    EXPECT_NEAR(yev[0], expect0, 1e-4);
+  }
+}
+
+TEST(Ops, Conv2dGroupedDepthwiseStridedPadded) {
+  struct Case {
+    ref::Conv c;
+  };
+  for (ref::Conv c : {ref::Conv{2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 4, 8, 8, 6, 3, 3, 2, 1, 1, 2},
+                      ref::Conv{1, 5, 6, 7, 5, 3, 3, 1, 1, 1, 5}, ref::Conv{2, 3, 9, 9, 2, 1, 1, 2, 0, 1, 1},
+                      ref::Conv{1, 2, 9, 9, 3, 3, 3, 1, 2, 2, 1}}) {
+    for (bool nested : {false, true}) {
+      Tensor X = random_tensor({c.N, c.Cin + 2, c.H, c.W}, 40);
+      Tensor Wt = random_tensor({c.Cout + 3, c.Cin / c.groups + (c.groups == 1 ? 2 : 0), c.KH, c.KW}, 41);
+      Tensor Bs = random_tensor({c.Cout + 1}, 42);
+      Tensor x = X.narrow(1, 0, c.Cin), w = Wt.prefix({c.Cout, c.Cin / c.groups}), b = Bs.narrow(0, 0, c.Cout);
+      if (!nested) {
+        x = x.contiguous();
+        w = w.contiguous();
+        b = b.contiguous();
+      }
+      Conv2dGeometry g{c.stride, c.stride, c.pad, c.pad, c.dilation, c.dilation, c.groups};
+      Tensor y = conv2d(x, w, b, g);
+      EXPECT_EQ(y.sizes(), (Shape{c.N, c.Cout, c.Ho(), c.Wo()}));
+      expect_close(y, ref::conv2d(to_vector<float>(x), to_vector<float>(w), to_vector<float>(b), c), 1e-4f, "conv2d");
+    }
+  }
+  EXPECT_THROW(conv2d(random_tensor({1, 3, 5, 5}, 1), random_tensor({4, 2, 3, 3}, 2)), Error);
+  EXPECT_THROW(conv2d(random_tensor({1, 3, 2, 2}, 1), random_tensor({4, 3, 3, 3}, 2)), Error);
+}
+
+TEST(Ops, Pooling) {
+  for (bool nested : {false, true}) {
+    Both a = both({2, 3, 7, 6}, 50);
+    Tensor x = nested ? a.window : a.contiguous;
+    V xv = to_vector<float>(x);
+    expect_close(max_pool2d(x, {3, 3, 2, 2, 1, 1}), ref::pool2d(xv, 6, 7, 6, 3, 2, 1, true), 1e-6f, "max");
+    expect_close(avg_pool2d(x, {2, 2, 2, 2, 0, 0}), ref::pool2d(xv, 6, 7, 6, 2, 2, 0, false), 1e-5f, "avg");
+    V gap(6, 0.f);
+    for (int i = 0; i < 6 * 42; ++i) gap[i / 42] += xv[i] / 42.f;
+    Tensor g = global_avg_pool2d(x);
+    EXPECT_EQ(g.sizes(), (Shape{2, 3}));
+    expect_close(g, gap, 1e-5f, "global avg");
+  }
+}
+
+TEST(Ops, EmbeddingDropoutCat) {
+  Tensor W = random_tensor({10, 8}, 60);
+  Tensor idx = from_vector(std::vector<int64_t>{3, 0, 9, 3, 5, 1}, {2, 3});
+  Tensor e = embedding(idx, W.narrow(1, 0, 5));
+  EXPECT_EQ(e.sizes(), (Shape{2, 3, 5}));
+  expect_close(e.select(0, 1).select(0, 2), to_vector<float>(W.select(0, 1).narrow(0, 0, 5)), 0.f);
+  EXPECT_THROW(embedding(from_vector(std::vector<int64_t>{10}, {1}), W), Error);
+
+  Generator g1(5), g2(5);
+  Tensor x = ones({1000});
+  V d1 = to_vector<float>(dropout(x, 0.25f, g1)), d2 = to_vector<float>(dropout(x, 0.25f, g2));
+  EXPECT_EQ(d1, d2);  // reproducible
+  int zeros_seen = 0;
+  for (float v : d1) {
+    ASSERT_TRUE(v == 0.f || std::fabs(v - 1.f / 0.75f) < 1e-6f);
+    zeros_seen += v == 0.f;
+  }
+  EXPECT_NEAR(zeros_seen, 250, 50);
+  EXPECT_TRUE(dropout(x, 0.5f, g1, false).same(x));
+
+  Tensor a = random_tensor({2, 3}, 61), b = random_tensor({2, 2}, 62);
+  Tensor c = cat({a, b}, 1);
+  EXPECT_EQ(c.sizes(), (Shape{2, 5}));
+  expect_close(c.narrow(1, 3, 2).contiguous(), to_vector<float>(b), 0.f);
+}
+
+}  // namespace
+}  // namespace sn
