@@ -2,6 +2,9 @@
 #include "kernels/backend.h"
 
 #include "kernels/cpu/cpu_backend.h"
+#ifdef SN_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 namespace sn {
 namespace {
@@ -24,6 +27,9 @@ Backend& backend_for(Device device) {
     static CpuBackend cpu;
     return cpu;
   }
+#ifdef SN_WITH_CUDA
+  if (device.is_cuda() && !g_backends[int(DeviceType::CUDA)]) register_backend(DeviceType::CUDA, &cuda_backend());
+#endif
   Backend* b = g_backends[int(device.type)];
   SN_CHECK(b != nullptr, "backend_for", "no kernels for device ", device.str(),
            " (sortednet was built without this backend)");

@@ -65,8 +65,9 @@ TEST(Autograd, ConvFilterWindowGradientInPlace) {
   std::vector<float> g = to_vector<float>(Wt.grad());
   for (int64_t o = 0; o < 8; ++o)
     for (int64_t i = 0; i < 6; ++i)
-      if (o >= 5 || i >= 4)
+      if (o >= 5 || i >= 4) {
         for (int j = 0; j < 9; ++j) ASSERT_EQ(g[size_t((o * 6 + i) * 9 + j)], 0.f);
+      }
 }
 
 TEST(Autograd, GradientsAccumulateAcrossBackwardCalls) {

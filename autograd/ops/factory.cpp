@@ -7,6 +7,7 @@ namespace sn {
 
 Tensor empty(const Shape& sizes, DType dtype, Device device) {
   for (int64_t s : sizes) SN_CHECK(s >= 0, "empty", "negative size in ", shape_str(sizes));
+  backend_for(device);  // a backend registers its device allocator on first use
   auto storage = std::make_shared<Storage>(size_t(numel_of(sizes)) * element_size(dtype), device);
   return Tensor::from_storage(std::move(storage), sizes, contiguous_strides(sizes), 0, dtype);
 }

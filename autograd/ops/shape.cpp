@@ -48,8 +48,16 @@ Tensor Tensor::to(DType target) const {
 Tensor Tensor::to(Device target) const {
   SN_CHECK(defined(), "to", "undefined tensor");
   if (target == device()) return *this;
-  fail("to", "copy from " + device().str() + " to " + target.str() +
-                 " needs the CUDA backend, which this build lacks");
+  // Transfers go through the accelerator's backend and need a contiguous host side.
+  Backend& accel = backend_for(target.is_cpu() ? device() : target);
+  Tensor src = device().is_cpu() ? contiguous().detach() : detach();
+  Tensor out = empty(sizes(), dtype(), target);
+  if (!src.is_contiguous()) src = src.clone().detach();  // device-side packing
+  accel.copy(out, src);
+  Device from = device();
+  return record("to_device", out, {this}, [from](BackwardContext& ctx) {
+    ctx.accumulate(0, ctx.grad().to(from));
+  });
 }
 
 float Tensor::item() const {
