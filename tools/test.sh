@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, and runs every ctest suite.
+# (`cuda` tests skip with a message where no GPU is present.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+tools/build.sh
+cd build
+ctest --output-on-failure --timeout 600 -j "$(nproc)"
