@@ -4,26 +4,20 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
 
 # BLAS: OpenBLAS through its CBLAS interface (takes leading dimensions, so windows need no copy).
-find_package(PkgConfig QUIET)
-set(SN_BLAS_TARGET "")
-if(PkgConfig_FOUND)
-  pkg_check_modules(OPENBLAS QUIET IMPORTED_TARGET openblas)
-  if(OPENBLAS_FOUND)
-    set(SN_BLAS_TARGET PkgConfig::OPENBLAS)
-  endif()
+# The OpenMP build of OpenBLAS is required: our kernels use OpenMP, and the pthread build's
+# threads would fight libgomp's spinning workers for the same cores (measured: 4x slower steps).
+# Its directory goes into the binaries' RUNPATH, ahead of Debian's libopenblas alternative.
+set(SN_OPENBLAS_DIR /usr/lib/x86_64-linux-gnu/openblas-openmp CACHE PATH "OpenBLAS (OpenMP build) library directory")
+find_library(SN_OPENBLAS_LIB NAMES openblas PATHS ${SN_OPENBLAS_DIR} NO_DEFAULT_PATH)
+find_path(SN_OPENBLAS_INCLUDE cblas.h PATHS /usr/include/x86_64-linux-gnu/openblas-openmp NO_DEFAULT_PATH)
+if(NOT SN_OPENBLAS_LIB OR NOT SN_OPENBLAS_INCLUDE)
+  message(FATAL_ERROR "OpenBLAS (OpenMP build) not found: install libopenblas-openmp-dev "
+                      "(tools/install-deps.sh does this)")
 endif()
-if(NOT SN_BLAS_TARGET)
-  find_library(SN_OPENBLAS_LIB NAMES openblas PATH_SUFFIXES openblas-pthread openblas-openmp)
-  find_path(SN_OPENBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas-pthread openblas-openmp openblas
-            PATHS /usr/include/x86_64-linux-gnu /usr/include)
-  if(NOT SN_OPENBLAS_LIB OR NOT SN_OPENBLAS_INCLUDE)
-    message(FATAL_ERROR "OpenBLAS not found: install libopenblas-dev (tools/test.sh does this)")
-  endif()
-  add_library(sn_openblas INTERFACE)
-  target_link_libraries(sn_openblas INTERFACE ${SN_OPENBLAS_LIB})
-  target_include_directories(sn_openblas INTERFACE ${SN_OPENBLAS_INCLUDE})
-  set(SN_BLAS_TARGET sn_openblas)
-endif()
+add_library(sn_openblas INTERFACE)
+target_link_libraries(sn_openblas INTERFACE ${SN_OPENBLAS_LIB})
+target_include_directories(sn_openblas INTERFACE ${SN_OPENBLAS_INCLUDE})
+set(SN_BLAS_TARGET sn_openblas)
 
 # Resolves an AUTO/ON/OFF option: VAR_OUT is ON when wanted and FOUND; ON without FOUND is fatal.
 function(sn_resolve_option name found why out)

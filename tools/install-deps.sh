@@ -4,7 +4,7 @@
 #   tools/install-deps.sh --bench  also the peer (PyTorch CPU) for benchmark comparisons
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libopenblas-dev libgtest-dev libbenchmark-dev zlib1g-dev)
+packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libgtest-dev libbenchmark-dev zlib1g-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy)
 fi

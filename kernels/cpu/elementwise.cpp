@@ -1,5 +1,6 @@
 // kernels/cpu/elementwise.cpp — copy, fill, random fills, unary/binary ops and their derivatives.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
@@ -32,6 +33,12 @@ void copy_typed(const Tensor& dst, const Tensor& src) {
                   [&](Offsets<2> o, Offsets<2> st, int64_t n) {
     D* dp = d + o[0];
     const S* sp = s + o[1];
+    if constexpr (std::is_same_v<D, S>) {
+      if (st[0] == 1 && st[1] == 1) {  // a contiguous run: one memcpy
+        std::memcpy(dp, sp, size_t(n) * sizeof(D));
+        return;
+      }
+    }
     for (int64_t i = 0; i < n; ++i) {
       if constexpr (std::is_same_v<D, S>) dp[i * st[0]] = sp[i * st[1]];
       else if constexpr (std::is_same_v<D, bf16>) dp[i * st[0]] = float_to_bf16(load(sp + i * st[1]));

@@ -1,0 +1,150 @@
+// bench/bench_gemm.cpp — sliced GEMM, the SortedNet hot path (WORKLOADS.md shapes):
+//   forward       Y[B,k]      = X[B,k] · W[:k,:k]ᵀ
+//   backward dX   dX[B,k]     = dY[B,k] · W[:k,:k]
+//   backward dW   dW[:k,:k]  += dY[B,k]ᵀ · X[B,k]   (accumulated into the window, beta = 1)
+// with the full W of 4096×4096. Each shape is measured four ways, adjacent so that their ratios
+// come from one run: through sortednet's ops on the window view, the same CBLAS call on the same
+// operands (leading dimension 4096), CBLAS on contiguous operands of the same shape (the speed of
+// light), and copying the window out first (what a framework without strided views pays).
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+
+using namespace sn;
+
+namespace {
+
+constexpr int64_t kFull = 4096;
+
+struct Operands {
+  Tensor W, dW, X, dY, Y, dX, Wc, dWc;  // Wc, dWc: contiguous k×k copies of the windows
+  Tensor Xg;                       // X as a leaf that requires grad (forward_backward)
+};
+
+Operands& operands(int64_t B, int64_t k) {
+  static Tensor W, dW;
+  static int64_t have_B = -1, have_k = -1;
+  static Operands ops;
+  Generator gen(1);
+  if (!W.defined()) {
+    W = (randn({kFull, kFull}, gen) * 0.01f).set_requires_grad();
+    dW = zeros({kFull, kFull});
+  }
+  if (have_B != B || have_k != k) {
+    ops.W = W;
+    ops.dW = dW;
+    ops.X = randn({B, k}, gen);
+    ops.dY = randn({B, k}, gen);
+    ops.Y = zeros({B, k});
+    ops.dX = zeros({B, k});
+    {
+      NoGradGuard no_grad;
+      ops.Wc = W.prefix({k, k}).contiguous();
+      ops.dWc = zeros({k, k});
+    }
+    ops.Xg = ops.X.detach().set_requires_grad();
+    have_B = B;
+    have_k = k;
+  }
+  return ops;
+}
+
+void counters(benchmark::State& state, int64_t B, int64_t k, int gemms) {
+  double flops = 2.0 * double(B) * double(k) * double(k) * gemms;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["B"] = double(B);
+  state.counters["k"] = double(k);
+}
+
+// forward_backward: one training step of the layer through autograd (all three GEMMs).
+enum class Pass { forward, backward_data, backward_weight, forward_backward };
+enum class Way { sortednet, blas_window, blas_contiguous, copy_then_blas };
+
+void cblas_pass(Pass pass, Operands& o, int64_t B, int64_t k, const float* w_ptr, int ld, float* dw, int lddw) {
+  switch (pass) {
+    case Pass::forward:
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(B), int(k), int(k), 1.f,
+                  o.X.data<float>(), int(k), w_ptr, ld, 0.f, o.Y.data<float>(), int(k));
+      break;
+    case Pass::backward_data:
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(B), int(k), int(k), 1.f,
+                  o.dY.data<float>(), int(k), w_ptr, ld, 0.f, o.dX.data<float>(), int(k));
+      break;
+    case Pass::backward_weight:
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(k), int(k), int(B), 1.f,
+                  o.dY.data<float>(), int(k), o.X.data<float>(), int(k), 1.f, dw, lddw);
+      break;
+    case Pass::forward_backward:
+      for (Pass p : {Pass::forward, Pass::backward_data, Pass::backward_weight})
+        cblas_pass(p, o, B, k, w_ptr, ld, dw, lddw);
+      break;
+  }
+}
+
+void run(benchmark::State& state, Pass pass, Way way) {
+  const int64_t B = state.range(0), k = state.range(1);
+  Operands& o = operands(B, k);
+  if (pass == Pass::forward_backward && way == Way::sortednet) {
+    for (auto _ : state) linear(o.Xg, o.W.prefix({k, k})).backward(o.dY);
+    counters(state, B, k, 3);
+    return;
+  }
+  NoGradGuard no_grad;
+  Backend& cpu = backend_for(Device::cpu());
+  Tensor Wk = o.W.prefix({k, k}), dWk = o.dW.prefix({k, k});
+  const bool own_copy = way == Way::blas_contiguous || way == Way::copy_then_blas;
+  const float* w_ptr = own_copy ? o.Wc.data<float>() : o.W.data<float>();
+  const int ldw = own_copy ? int(k) : int(kFull);
+  for (auto _ : state) {
+    if (way == Way::sortednet) {
+      switch (pass) {
+        case Pass::forward: benchmark::DoNotOptimize(linear(o.X, Wk)); break;
+        case Pass::backward_data: benchmark::DoNotOptimize(matmul(o.dY, Wk)); break;
+        case Pass::backward_weight: cpu.gemm(dWk, o.dY.t(), o.X, 1.f, 1.f); break;  // as linear's backward
+        default: break;
+      }
+      continue;
+    }
+    const bool packed = way == Way::copy_then_blas, writes_dw = pass == Pass::backward_weight;
+    if (packed) {  // the windows packed before use, the gradient window scattered back after
+      if (writes_dw) o.dWc.copy_(dWk);
+      else o.Wc.copy_(Wk);
+    }
+    const int ld = packed ? int(k) : ldw;
+    const bool in_window = way == Way::blas_window;
+    cblas_pass(pass, o, B, k, w_ptr, ld, in_window ? o.dW.data<float>() : o.dWc.data<float>(),
+               in_window ? int(kFull) : int(k));
+    if (packed && writes_dw) dWk.copy_(o.dWc);
+  }
+  counters(state, B, k, pass == Pass::forward_backward ? 3 : 1);
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t B : {128, 2048})
+    for (int64_t k : {512, 1024, 2048, 4096}) b->Args({B, k});
+  b->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime();
+}
+
+}  // namespace
+
+#define SN_GEMM_BENCH(pass, way) \
+  BENCHMARK_CAPTURE(run, pass##_##way, Pass::pass, Way::way)->Apply(shapes)
+
+SN_GEMM_BENCH(forward, sortednet);
+SN_GEMM_BENCH(forward, blas_window);
+SN_GEMM_BENCH(forward, blas_contiguous);
+SN_GEMM_BENCH(forward, copy_then_blas);
+SN_GEMM_BENCH(backward_data, sortednet);
+SN_GEMM_BENCH(backward_data, blas_window);
+SN_GEMM_BENCH(backward_data, blas_contiguous);
+SN_GEMM_BENCH(backward_data, copy_then_blas);
+SN_GEMM_BENCH(backward_weight, sortednet);
+SN_GEMM_BENCH(backward_weight, blas_window);
+SN_GEMM_BENCH(backward_weight, blas_contiguous);
+SN_GEMM_BENCH(backward_weight, copy_then_blas);
+SN_GEMM_BENCH(forward_backward, sortednet);
+SN_GEMM_BENCH(forward_backward, blas_window);
+
+BENCHMARK_MAIN();
