@@ -1,0 +1,36 @@
+// models/model.h — what the trainer needs of a sorted model: its sub-model space, a forward
+// pass for any sub-model, and the cost of each sub-model.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "nn/layers.h"
+
+namespace sn {
+
+class Model : public Layer {
+ public:
+  const SubModelSpace& space() const { return space_; }
+  // Floating-point operations (2 per multiply-add) of one example's forward pass.
+  virtual int64_t flops(const SubModel& sub) const = 0;
+  // One example's input shape, e.g. {1, 28, 28}.
+  virtual Shape input_shape() const = 0;
+  virtual int64_t classes() const = 0;
+  // The BatchNorm layers (for recalibration); none by default.
+  virtual std::vector<BatchNorm2d*> batch_norms() { return {}; }
+
+ protected:
+  SubModelSpace space_;
+};
+
+struct ModelOptions {
+  std::string name;                          // fmnist-mlp, fmnist-resnet, fmnist-mobilenet
+  BnStats bn_stats = BnStats::per_submodel;
+  uint64_t seed = 0;
+};
+
+// A model by name; an unknown name is an sn::Error listing the known ones.
+std::shared_ptr<Model> make_model(const ModelOptions& options);
+
+}  // namespace sn

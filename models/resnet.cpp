@@ -1,0 +1,119 @@
+// models/resnet.cpp — W2 `fmnist-resnet`: a width × depth sorted ResNet (WORKLOADS.md).
+// Stem conv3×3 1→32, three stages of up to 3 BasicBlocks with (32, 64, 128) channels, the first
+// block of stages 2 and 3 strided with a conv1×1+BN shortcut, global average pool, FC → 10.
+// Axes: width ∈ {1/8..8/8} of every stage's channels (stem included) and depth.s1..s3 ∈ {1,2,3}:
+// 8 × 27 = 216 sub-models.
+#include "autograd/ops.h"
+#include "models/registry.h"
+
+namespace sn {
+namespace {
+
+constexpr int64_t kStem = 32;
+constexpr int64_t kStageChannels[3] = {32, 64, 128};
+constexpr int64_t kBlocks = 3, kClasses = 10, kImage = 28;
+
+class BasicBlock final : public Layer {
+ public:
+  BasicBlock(int64_t in_max, int64_t out_max, Width in, Width out, int64_t stride, BnStats bn,
+             int64_t stat_sets, Generator& init) {
+    conv1_ = register_module("conv1", std::make_shared<Conv2d>(in_max, out_max, in, out, Conv2d::Options{3, stride, 1}, init));
+    bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(out_max, out, bn, stat_sets));
+    conv2_ = register_module("conv2", std::make_shared<Conv2d>(out_max, out_max, out, out, Conv2d::Options{3, 1, 1}, init));
+    bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_max, out, bn, stat_sets));
+    if (stride != 1 || in_max != out_max) {
+      shortcut_ = register_module("shortcut", std::make_shared<Conv2d>(in_max, out_max, in, out, Conv2d::Options{1, stride, 0}, init));
+      shortcut_bn_ = register_module("shortcut_bn", std::make_shared<BatchNorm2d>(out_max, out, bn, stat_sets));
+    }
+  }
+
+  Tensor forward(const Tensor& x, const ForwardContext& ctx) override {
+    Tensor h = relu(bn1_->forward(conv1_->forward(x, ctx), ctx));
+    h = bn2_->forward(conv2_->forward(h, ctx), ctx);
+    Tensor skip = shortcut_ ? shortcut_bn_->forward(shortcut_->forward(x, ctx), ctx) : x;
+    return relu(h + skip);
+  }
+
+  void batch_norms(std::vector<BatchNorm2d*>& out) {
+    for (auto* bn : {bn1_.get(), bn2_.get(), shortcut_bn_.get()})
+      if (bn) out.push_back(bn);
+  }
+
+ private:
+  std::shared_ptr<Conv2d> conv1_, conv2_, shortcut_;
+  std::shared_ptr<BatchNorm2d> bn1_, bn2_, shortcut_bn_;
+};
+
+class SortedResNet final : public Model {
+ public:
+  explicit SortedResNet(const ModelOptions& o) {
+    AxisList axes{Axis{"width", {1, 2, 3, 4, 5, 6, 7, 8}, 8}};
+    for (int s = 1; s <= 3; ++s) axes.push_back(Axis{"depth.s" + std::to_string(s), {1, 2, 3}});
+    space_ = SubModelSpace(axes);
+    const int64_t sets = space_.size();
+    Generator init(o.seed);
+    Width stem_w = axis_fraction("width", kStem);
+    stem_ = register_module("stem", std::make_shared<Conv2d>(1, kStem, fixed_width(1), stem_w, Conv2d::Options{3, 1, 1}, init));
+    stem_bn_ = register_module("stem_bn", std::make_shared<BatchNorm2d>(kStem, stem_w, o.bn_stats, sets));
+    int64_t in_max = kStem;
+    Width in = stem_w;
+    for (int s = 0; s < 3; ++s) {
+      const std::string depth = "depth.s" + std::to_string(s + 1);
+      auto stage = std::make_shared<Sequential>(axis_width(depth));
+      const int64_t out_max = kStageChannels[s];
+      Width out = axis_fraction("width", out_max);
+      for (int64_t b = 0; b < kBlocks; ++b) {
+        // A block past the sub-model's depth uses none of its parameters.
+        auto active = [depth, b](const SubModel& sub) { return sub.get(depth) > b; };
+        auto block = std::make_shared<BasicBlock>(b == 0 ? in_max : out_max, out_max,
+                                                  gated(b == 0 ? in : out, active), gated(out, active),
+                                                  (b == 0 && s > 0) ? 2 : 1, o.bn_stats, sets, init);
+        block->batch_norms(bns_);
+        stage->add("block" + std::to_string(b), block);
+      }
+      stages_.push_back(register_module("stage" + std::to_string(s + 1), stage));
+      in_max = out_max;
+      in = out;
+    }
+    fc_ = register_module("fc", std::make_shared<Linear>(in_max, kClasses, in, fixed_width(kClasses), init));
+    bns_.insert(bns_.begin(), stem_bn_.get());
+  }
+
+  Tensor forward(const Tensor& x, const ForwardContext& ctx) override {
+    Tensor h = relu(stem_bn_->forward(stem_->forward(x, ctx), ctx));
+    for (auto& stage : stages_) h = stage->forward(h, ctx);
+    return fc_->forward(global_avg_pool2d(h), ctx);
+  }
+
+  int64_t flops(const SubModel& sub) const override {
+    auto conv = [](int64_t hw, int64_t cout, int64_t cin, int64_t k) { return 2 * hw * hw * cout * cin * k * k; };
+    int64_t c_in = sub.scaled("width", kStem), hw = kImage;
+    int64_t total = conv(hw, c_in, 1, 3);
+    for (int s = 0; s < 3; ++s) {
+      const int64_t c = sub.scaled("width", kStageChannels[s]);
+      if (s > 0) hw /= 2;
+      const int64_t depth = sub.get("depth.s" + std::to_string(s + 1));
+      total += conv(hw, c, c_in, 3) + conv(hw, c, c, 3);
+      if (s > 0) total += conv(hw, c, c_in, 1);
+      total += (depth - 1) * 2 * conv(hw, c, c, 3);
+      c_in = c;
+    }
+    return total + 2 * c_in * kClasses;
+  }
+  Shape input_shape() const override { return {1, kImage, kImage}; }
+  int64_t classes() const override { return kClasses; }
+  std::vector<BatchNorm2d*> batch_norms() override { return bns_; }
+
+ private:
+  std::shared_ptr<Conv2d> stem_;
+  std::shared_ptr<BatchNorm2d> stem_bn_;
+  std::vector<std::shared_ptr<Sequential>> stages_;
+  std::shared_ptr<Linear> fc_;
+  std::vector<BatchNorm2d*> bns_;
+};
+
+}  // namespace
+
+std::shared_ptr<Model> make_fmnist_resnet(const ModelOptions& o) { return std::make_shared<SortedResNet>(o); }
+
+}  // namespace sn

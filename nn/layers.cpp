@@ -1,0 +1,165 @@
+// nn/layers.cpp — Linear, Conv2d, BatchNorm2d, LayerNorm, RMSNorm, Embedding, Dropout, ReLU,
+// Sequential.
+#include "nn/layers.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+
+namespace sn {
+
+namespace {
+
+// U(-bound, bound), the PyTorch default for linear and conv layers (bound = 1/sqrt(fan_in)).
+Tensor uniform(const Shape& sizes, float bound, Generator& gen) {
+  return affine(rand(sizes, gen), 2.f * bound, -bound);
+}
+
+void check_width(const char* layer, const char* what, int64_t got, int64_t expected, const SubModel& sub) {
+  SN_CHECK(got == expected, layer, what, " is ", got, " but sub-model ", sub.str(), " expects ", expected);
+}
+
+}  // namespace
+
+Linear::Linear(int64_t in_max, int64_t out_max, Width in, Width out, Generator& init, bool with_bias)
+    : in_(std::move(in)), out_(std::move(out)) {
+  float bound = 1.f / std::sqrt(float(in_max));
+  weight = register_parameter("weight", uniform({out_max, in_max}, bound, init), {out_, in_});
+  if (with_bias) bias = register_parameter("bias", uniform({out_max}, bound, init), {out_});
+}
+
+Tensor Linear::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int64_t in = in_(ctx.sub), out = out_(ctx.sub);
+  check_width("Linear", "input width", x.size(-1), in, ctx.sub);
+  return linear(x, weight.prefix({out, in}), bias.defined() ? bias.narrow(0, 0, out) : Tensor());
+}
+
+Conv2d::Conv2d(int64_t in_max, int64_t out_max, Width in, Width out, Options options, Generator& init)
+    : in_(std::move(in)), out_(std::move(out)), options_(options) {
+  SN_CHECK(!options.depthwise || in_max == out_max, "Conv2d", "depthwise needs equal in/out channels, got ",
+           in_max, " and ", out_max);
+  const int64_t k = options.kernel, per_filter = options.depthwise ? 1 : in_max;
+  // He (fan-out) initialisation, as ResNets use.
+  float std = std::sqrt(2.f / float(out_max * k * k / (options.depthwise ? out_max : 1)));
+  Width in_dim = options.depthwise ? fixed_width(1) : in_;
+  weight = register_parameter("weight", randn({out_max, per_filter, k, k}, init) * std,
+                              {out_, in_dim, fixed_width(k), fixed_width(k)});
+  if (options.bias) bias = register_parameter("bias", zeros({out_max}), {out_});
+}
+
+Tensor Conv2d::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int64_t in = in_(ctx.sub), out = out_(ctx.sub);
+  check_width("Conv2d", "input channels", x.size(1), in, ctx.sub);
+  Conv2dGeometry g{options_.stride, options_.stride, options_.padding, options_.padding, 1, 1, 1};
+  Tensor w;
+  if (options_.depthwise) {
+    check_width("Conv2d", "depthwise output channels", out, in, ctx.sub);
+    g.groups = in;
+    w = weight.prefix({out});
+  } else {
+    w = weight.prefix({out, in});
+  }
+  return conv2d(x, w, bias.defined() ? bias.narrow(0, 0, out) : Tensor(), g);
+}
+
+BnStats parse_bn_stats(const std::string& text) {
+  if (text == "per_submodel") return BnStats::per_submodel;
+  if (text == "shared") return BnStats::shared;
+  if (text == "recalibrate") return BnStats::recalibrate;
+  fail("bn_stats", "unknown mode '" + text + "' (per_submodel, shared or recalibrate)");
+}
+
+const char* bn_stats_name(BnStats mode) {
+  switch (mode) {
+    case BnStats::per_submodel: return "per_submodel";
+    case BnStats::shared: return "shared";
+    case BnStats::recalibrate: return "recalibrate";
+  }
+  return "?";
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels_max, Width channels, BnStats mode, int64_t stat_sets,
+                         float momentum, float eps)
+    : channels_(std::move(channels)), mode_(mode), momentum_(momentum), eps_(eps) {
+  const int64_t sets = mode == BnStats::per_submodel ? stat_sets : 1;
+  SN_CHECK(sets >= 1, "BatchNorm2d", "needs at least one set of statistics");
+  weight = register_parameter("weight", ones({channels_max}), {channels_});
+  bias = register_parameter("bias", zeros({channels_max}), {channels_});
+  running_mean = register_buffer("running_mean", zeros({sets, channels_max}));
+  running_var = register_buffer("running_var", ones({sets, channels_max}));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int64_t c = x.size(1);
+  check_width("BatchNorm2d", "channels", c, channels_(ctx.sub), ctx.sub);
+  const int64_t row = mode_ == BnStats::per_submodel ? ctx.sub_index : 0;
+  SN_CHECK(row >= 0 && row < running_mean.size(0), "BatchNorm2d", "sub-model index ", row,
+           " has no statistics (", running_mean.size(0), " sets)");
+  float momentum = momentum_;
+  if (cumulative_batches_ >= 0) momentum = 1.f / float(++cumulative_batches_);
+  return batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c),
+                    running_mean.select(0, row).narrow(0, 0, c), running_var.select(0, row).narrow(0, 0, c),
+                    is_training(), momentum, eps_);
+}
+
+void BatchNorm2d::begin_recalibration() {
+  NoGradGuard no_grad;
+  running_mean.fill_(0.f);
+  running_var.fill_(1.f);
+  cumulative_batches_ = 0;
+}
+
+void BatchNorm2d::end_recalibration() { cumulative_batches_ = -1; }
+
+LayerNorm::LayerNorm(int64_t dim_max, Width dim, float eps) : dim_(std::move(dim)), eps_(eps) {
+  weight = register_parameter("weight", ones({dim_max}), {dim_});
+  bias = register_parameter("bias", zeros({dim_max}), {dim_});
+}
+
+Tensor LayerNorm::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int64_t d = x.size(-1);
+  check_width("LayerNorm", "features", d, dim_(ctx.sub), ctx.sub);
+  return layer_norm(x, weight.narrow(0, 0, d), bias.narrow(0, 0, d), eps_);
+}
+
+RMSNorm::RMSNorm(int64_t dim_max, Width dim, float eps) : dim_(std::move(dim)), eps_(eps) {
+  weight = register_parameter("weight", ones({dim_max}), {dim_});
+}
+
+Tensor RMSNorm::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int64_t d = x.size(-1);
+  check_width("RMSNorm", "features", d, dim_(ctx.sub), ctx.sub);
+  return rms_norm(x, weight.narrow(0, 0, d), eps_);
+}
+
+Embedding::Embedding(int64_t vocab, int64_t dim_max, Width dim, Generator& init) : dim_(std::move(dim)) {
+  weight = register_parameter("weight", randn({vocab, dim_max}, init), {fixed_width(vocab), dim_});
+}
+
+Tensor Embedding::forward(const Tensor& index, const ForwardContext& ctx) {
+  return embedding(index, weight.prefix({-1, dim_(ctx.sub)}));
+}
+
+Tensor Dropout::forward(const Tensor& x, const ForwardContext& ctx) {
+  if (!is_training() || p_ == 0.f) return x;
+  SN_CHECK(ctx.gen != nullptr, "Dropout", "training needs a generator in the forward context");
+  return dropout(x, p_, *ctx.gen, true);
+}
+
+Tensor ReLU::forward(const Tensor& x, const ForwardContext&) { return relu(x); }
+
+void Sequential::add(const std::string& name, std::shared_ptr<Layer> layer) {
+  layers_.push_back(register_module(name, std::move(layer)));
+}
+
+Tensor Sequential::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int64_t n = depth_ ? depth_(ctx.sub) : int64_t(layers_.size());
+  SN_CHECK(n >= 0 && n <= int64_t(layers_.size()), "Sequential", "depth ", n, " of ", layers_.size(),
+           " layers for sub-model ", ctx.sub.str());
+  Tensor h = x;
+  for (int64_t i = 0; i < n; ++i) h = layers_[size_t(i)]->forward(h, ctx);
+  return h;
+}
+
+}  // namespace sn

@@ -1,0 +1,123 @@
+// tests/test_nn.cpp — the sorted-axis model, nested parameters, layers and the W1/W2 models.
+#include <gtest/gtest.h>
+
+#include "core/grad_mode.h"
+#include "models/model.h"
+#include "test_util.h"
+
+namespace sn {
+namespace {
+
+using testing::random_tensor;
+
+SubModelSpace w2_like() {
+  return SubModelSpace({Axis{"width", {1, 2, 3, 4, 5, 6, 7, 8}, 8}, Axis{"depth.s1", {1, 2, 3}},
+                        Axis{"depth.s2", {1, 2, 3}}, Axis{"depth.s3", {1, 2, 3}}});
+}
+
+TEST(SubModels, TextFormRoundTripsAndIndexes) {
+  SubModelSpace space = w2_like();
+  EXPECT_EQ(space.size(), 216);
+  SubModel s = space.parse("width=4/8,depth.s2=1");
+  EXPECT_EQ(s.str(), "width=4/8,depth.s1=3,depth.s2=1,depth.s3=3");
+  EXPECT_EQ(space.parse("width=0.5").get("width"), 4);
+  EXPECT_EQ(space.parse(s.str()), s);
+  for (int64_t i = 0; i < space.size(); ++i) ASSERT_EQ(space.index_of(space.at(i)), i);
+  EXPECT_EQ(space.largest().str(), "width=8/8,depth.s1=3,depth.s2=3,depth.s3=3");
+  EXPECT_EQ(space.smallest().str(), "width=1/8,depth.s1=1,depth.s2=1,depth.s3=1");
+  EXPECT_TRUE(space.smallest().nested_in(s));
+  EXPECT_FALSE(s.nested_in(space.smallest()));
+  EXPECT_EQ(s.scaled("width", 64), 32);
+}
+
+TEST(SubModels, BadTextIsAClearError) {
+  SubModelSpace space = w2_like();
+  for (const char* bad : {"width=9/8", "width=3/7", "depth.s4=1", "width", "depth.s1=x", "width=0.3"}) {
+    try {
+      space.parse(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("submodel"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Models, MlpSubModelsUseNestedWindows) {
+  auto model = make_model({"fmnist-mlp", BnStats::shared, 1});
+  EXPECT_EQ(model->space().size(), 8);
+  SubModel small = model->space().parse("width=128");
+  EXPECT_EQ(model->parameter_count(small), 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10);
+  EXPECT_EQ(model->parameter_count(model->space().largest()), 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 10250);
+  Tensor x = random_tensor({4, 1, 28, 28}, 2);
+  Tensor y = model->forward(x, {small, 0, nullptr});
+  EXPECT_EQ(y.sizes(), (Shape{4, 10}));
+  sum(y).backward();
+  // Only the window of fc2 received gradient.
+  auto params = model->named_parameters();
+  Tensor g = params[2].second->tensor.grad();  // fc2.weight
+  EXPECT_EQ(params[2].first, "fc2.weight");
+  std::vector<float> gv = to_vector<float>(g);
+  for (int64_t r = 0; r < 1024; r += 97)
+    for (int64_t c = 0; c < 1024; c += 89)
+      if (r >= 128 || c >= 128) {
+        ASSERT_EQ(gv[size_t(r * 1024 + c)], 0.f);
+      }
+}
+
+TEST(Models, ResNetHas216SubModelsWithGrowingCost) {
+  auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 1});
+  const SubModelSpace& space = model->space();
+  ASSERT_EQ(space.size(), 216);
+  int64_t prev_params = 0;
+  for (const char* spec : {"width=1/8,depth.s1=1,depth.s2=1,depth.s3=1", "width=4/8", "width=8/8"}) {
+    SubModel s = space.parse(spec);
+    int64_t p = model->parameter_count(s);
+    EXPECT_GT(p, prev_params) << spec;
+    prev_params = p;
+  }
+  // A sub-model nested in another costs strictly fewer FLOPs and parameters.
+  std::vector<SubModel> all = space.enumerate();
+  for (const SubModel& a : all)
+    for (const SubModel& b : all) {
+      if (!a.nested_in(b) || a == b) continue;
+      ASSERT_LT(model->flops(a), model->flops(b)) << a.str() << " vs " << b.str();
+    }
+  EXPECT_LT(model->parameter_count(space.at(1)), model->parameter_count(space.at(2)));
+  Tensor x = random_tensor({2, 1, 28, 28}, 3);
+  for (int64_t idx : {int64_t(0), int64_t(100), space.size() - 1}) {
+    SubModel s = space.at(idx);
+    Tensor y = model->forward(x, {s, idx, nullptr});
+    EXPECT_EQ(y.sizes(), (Shape{2, 10})) << s.str();
+  }
+  // The full model's parameter count matches the architecture.
+  auto conv = [](int64_t o, int64_t i, int64_t k) { return o * i * k * k; };
+  int64_t expected = conv(32, 1, 3) + 64;                                  // stem + bn
+  expected += 3 * (2 * conv(32, 32, 3) + 2 * 64);                          // stage 1
+  expected += conv(64, 32, 3) + conv(64, 64, 3) + conv(64, 32, 1) + 3 * 128;  // stage 2 block 0
+  expected += 2 * (2 * conv(64, 64, 3) + 2 * 128);
+  expected += conv(128, 64, 3) + conv(128, 128, 3) + conv(128, 64, 1) + 3 * 256;
+  expected += 2 * (2 * conv(128, 128, 3) + 2 * 256);
+  expected += 128 * 10 + 10;
+  EXPECT_EQ(model->parameter_count(space.largest()), expected);
+}
+
+TEST(Models, PerSubModelBatchNormStatisticsStaySeparate) {
+  auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 1});
+  const SubModelSpace& space = model->space();
+  Tensor x = random_tensor({4, 1, 28, 28}, 4);
+  NoGradGuard no_grad;
+  model->forward(x, {space.at(5), 5, nullptr});
+  BatchNorm2d* stem_bn = model->batch_norms()[0];
+  std::vector<float> rm = to_vector<float>(stem_bn->running_mean);
+  const int64_t C = stem_bn->running_mean.size(1);
+  bool row5_moved = false;
+  for (int64_t c = 0; c < C; ++c) {
+    ASSERT_EQ(rm[size_t(4 * C + c)], 0.f);  // another sub-model's row is untouched
+    row5_moved |= rm[size_t(5 * C + c)] != 0.f;
+  }
+  EXPECT_TRUE(row5_moved);
+  EXPECT_THROW(make_model({"no-such-model"}), Error);
+}
+
+}  // namespace
+}  // namespace sn
