@@ -40,6 +40,22 @@ std::array<uint32_t, 4> Generator::block(uint64_t index) const {
                     {uint32_t(state_.seed), uint32_t(state_.seed >> 32)});
 }
 
+GeneratorState Generator::state() const {
+  GeneratorState s = state_;
+  s.used = buffered_ > 0 ? uint32_t(4 - buffered_) : 0;
+  return s;
+}
+
+void Generator::set_state(const GeneratorState& s) {
+  state_ = s;
+  state_.used = 0;
+  buffered_ = 0;
+  if (s.used > 0 && s.used < 4 && s.counter > 0) {
+    buffer_ = block(s.counter - 1);
+    buffered_ = int(4 - s.used);
+  }
+}
+
 uint64_t Generator::reserve_blocks(uint64_t n) {
   buffered_ = 0;
   uint64_t first = state_.counter;

@@ -16,12 +16,13 @@ struct GeneratorState {
   uint64_t seed = 0;
   uint64_t stream = 0;
   uint64_t counter = 0;  // next unused block
+  uint32_t used = 0;     // words already read from block counter-1 (0..3): exact resume
 };
 
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0, uint64_t stream = 0) : state_{seed, stream, 0} {}
-  explicit Generator(GeneratorState state) : state_(state) {}
+  explicit Generator(const GeneratorState& state) { set_state(state); }
 
   // An independent stream derived from this one's seed and stream (does not advance this one).
   Generator split(uint64_t id) const;
@@ -37,8 +38,8 @@ class Generator {
   uint64_t reserve_blocks(uint64_t n);
   std::array<uint32_t, 4> block(uint64_t index) const;
 
-  const GeneratorState& state() const { return state_; }
-  void set_state(const GeneratorState& s) { state_ = s; buffered_ = 0; }
+  GeneratorState state() const;
+  void set_state(const GeneratorState& s);
 
  private:
   GeneratorState state_;

@@ -99,6 +99,13 @@ void Backend::avg_pool2d(const Tensor&, const Tensor&, const Pool2dGeometry&) { 
 void Backend::avg_pool2d_backward(const Tensor&, const Tensor&, const Pool2dGeometry&) {
   SN_MISSING("avg_pool2d_backward");
 }
+void Backend::sgd_step(const Tensor&, const Tensor&, const Tensor&, float, float, float, bool) {
+  SN_MISSING("sgd_step");
+}
+void Backend::adamw_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, float, float, float,
+                         float, float, float, float) {
+  SN_MISSING("adamw_step");
+}
 void Backend::embedding(const Tensor&, const Tensor&, const Tensor&) { SN_MISSING("embedding"); }
 void Backend::embedding_backward(const Tensor&, const Tensor&, const Tensor&) {
   SN_MISSING("embedding_backward");

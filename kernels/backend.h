@@ -108,6 +108,16 @@ class Backend {
   virtual void avg_pool2d(const Tensor& y, const Tensor& x, const Pool2dGeometry& g);
   virtual void avg_pool2d_backward(const Tensor& dx, const Tensor& dy, const Pool2dGeometry& g);
 
+  // ---- optimizer steps (fused; every tensor the same sizes, any strides) -------------------
+  // SGD with momentum: v = mu*v + (g + wd*p); p -= lr * (nesterov ? g + wd*p + mu*v : v).
+  virtual void sgd_step(const Tensor& p, const Tensor& g, const Tensor& v, float lr, float momentum,
+                        float weight_decay, bool nesterov);
+  // AdamW: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g²;
+  // p -= lr * (m/c1 / (sqrt(v/c2) + eps) + wd*p), with c1 = 1-b1^t, c2 = 1-b2^t.
+  virtual void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                          float lr, float beta1, float beta2, float eps, float weight_decay,
+                          float bias_correction1, float bias_correction2);
+
   // ---- embedding --------------------------------------------------------------------------
   // y[..., D] = weight[index[...], :D]; backward accumulates rows into the weight's window.
   virtual void embedding(const Tensor& y, const Tensor& weight, const Tensor& index);

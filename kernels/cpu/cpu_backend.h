@@ -56,6 +56,12 @@ class CpuBackend final : public Backend {
   void avg_pool2d(const Tensor& y, const Tensor& x, const Pool2dGeometry& g) override;
   void avg_pool2d_backward(const Tensor& dx, const Tensor& dy, const Pool2dGeometry& g) override;
 
+  void sgd_step(const Tensor& p, const Tensor& g, const Tensor& v, float lr, float momentum,
+                float weight_decay, bool nesterov) override;
+  void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, float bias_correction1,
+                  float bias_correction2) override;
+
   void embedding(const Tensor& y, const Tensor& weight, const Tensor& index) override;
   void embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index) override;
 };

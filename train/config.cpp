@@ -1,0 +1,245 @@
+// train/config.cpp — TOML recipes bound to TrainConfig fields.
+#include "train/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "core/error.h"
+
+namespace sn {
+namespace {
+
+enum class Kind { integer, unsigned_integer, real, boolean, text };
+
+struct Field {
+  const char* key;  // "section.name"
+  Kind kind;
+  void* target;
+};
+
+std::vector<Field> fields(TrainConfig& c) {
+  return {
+      {"model.name", Kind::text, &c.model},
+      {"model.bn_stats", Kind::text, &c.bn_stats},
+      {"data.dataset", Kind::text, &c.dataset},
+      {"data.dir", Kind::text, &c.data_dir},
+      {"data.train_limit", Kind::integer, &c.train_limit},
+      {"data.test_limit", Kind::integer, &c.test_limit},
+      {"data.batch_size", Kind::integer, &c.batch_size},
+      {"data.crop_padding", Kind::integer, &c.crop_padding},
+      {"data.flip", Kind::boolean, &c.flip},
+      {"train.epochs", Kind::integer, &c.epochs},
+      {"train.max_steps", Kind::integer, &c.max_steps},
+      {"train.submodels_per_step", Kind::integer, &c.submodels_per_step},
+      {"train.sampler", Kind::text, &c.sampler},
+      {"train.sampler_power", Kind::real, &c.sampler_power},
+      {"train.new_batch_per_submodel", Kind::boolean, &c.new_batch_per_submodel},
+      {"train.largest_loss_weight", Kind::real, &c.largest_loss_weight},
+      {"train.distill_alpha", Kind::real, &c.distill_alpha},
+      {"train.distill_temperature", Kind::real, &c.distill_temperature},
+      {"train.independent", Kind::text, &c.independent},
+      {"train.update", Kind::text, &c.update},
+      {"train.seed", Kind::unsigned_integer, &c.seed},
+      {"train.log_every", Kind::integer, &c.log_every},
+      {"train.clip_grad_norm", Kind::real, &c.clip_grad_norm},
+      {"train.checkpoint_every", Kind::integer, &c.checkpoint_every},
+      {"optimizer.name", Kind::text, &c.optimizer},
+      {"optimizer.lr", Kind::real, &c.lr},
+      {"optimizer.momentum", Kind::real, &c.momentum},
+      {"optimizer.nesterov", Kind::boolean, &c.nesterov},
+      {"optimizer.weight_decay", Kind::real, &c.weight_decay},
+      {"optimizer.beta1", Kind::real, &c.beta1},
+      {"optimizer.beta2", Kind::real, &c.beta2},
+      {"optimizer.eps", Kind::real, &c.adam_eps},
+      {"optimizer.schedule", Kind::text, &c.schedule},
+      {"optimizer.warmup_steps", Kind::integer, &c.warmup_steps},
+      {"optimizer.final_lr_fraction", Kind::real, &c.final_lr_fraction},
+      {"eval.batch_size", Kind::integer, &c.eval_batch_size},
+      {"eval.latency_batch", Kind::integer, &c.latency_batch},
+      {"eval.latency_repeats", Kind::integer, &c.latency_repeats},
+      {"eval.recalibration_batches", Kind::integer, &c.recalibration_batches},
+  };
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::integer: return "an integer";
+    case Kind::unsigned_integer: return "a non-negative integer";
+    case Kind::real: return "a number";
+    case Kind::boolean: return "true or false";
+    case Kind::text: return "a string";
+  }
+  return "?";
+}
+
+void assign(const Field& f, const toml::node& v, const std::string& source) {
+  auto bad = [&] { fail("config", source + ": '" + f.key + "' must be " + kind_name(f.kind)); };
+  switch (f.kind) {
+    case Kind::integer:
+      if (!v.is_integer()) bad();
+      *static_cast<int64_t*>(f.target) = v.value<int64_t>().value();
+      break;
+    case Kind::unsigned_integer:
+      if (!v.is_integer() || v.value<int64_t>().value() < 0) bad();
+      *static_cast<uint64_t*>(f.target) = uint64_t(v.value<int64_t>().value());
+      break;
+    case Kind::real:
+      if (!v.is_number()) bad();
+      *static_cast<double*>(f.target) = v.value<double>().value();
+      break;
+    case Kind::boolean:
+      if (!v.is_boolean()) bad();
+      *static_cast<bool*>(f.target) = v.value<bool>().value();
+      break;
+    case Kind::text:
+      if (!v.is_string()) bad();
+      *static_cast<std::string*>(f.target) = v.value<std::string>().value();
+      break;
+  }
+}
+
+void set_key(TrainConfig& c, const std::string& key, const toml::node& v, const std::string& source) {
+  for (const Field& f : fields(c))
+    if (key == f.key) return assign(f, v, source);
+  // A near miss is most likely a typo: name the closest known key of the same section.
+  std::string section = key.substr(0, key.find('.')), known;
+  for (const Field& f : fields(c))
+    if (std::string(f.key).rfind(section + ".", 0) == 0) known += (known.empty() ? "" : ", ") + std::string(f.key);
+  fail("config", source + ": unknown key '" + key + "'" + (known.empty() ? std::string(" (unknown section)") : " (known: " + known + ")"));
+}
+
+void validate(const TrainConfig& c) {
+  auto positive = [](const char* key, int64_t v) { SN_CHECK(v > 0, "config", "'", key, "' must be positive, got ", v); };
+  auto non_negative = [](const char* key, double v) { SN_CHECK(v >= 0, "config", "'", key, "' must not be negative, got ", v); };
+  positive("data.batch_size", c.batch_size);
+  positive("train.epochs", c.epochs);
+  positive("train.submodels_per_step", c.submodels_per_step);
+  positive("eval.batch_size", c.eval_batch_size);
+  positive("eval.latency_batch", c.latency_batch);
+  positive("eval.latency_repeats", c.latency_repeats);
+  positive("train.log_every", c.log_every);
+  for (auto [key, v] : {std::pair{"data.train_limit", c.train_limit}, {"data.test_limit", c.test_limit},
+                        {"data.crop_padding", c.crop_padding}, {"train.max_steps", c.max_steps},
+                        {"train.checkpoint_every", c.checkpoint_every}, {"optimizer.warmup_steps", c.warmup_steps},
+                        {"eval.recalibration_batches", c.recalibration_batches}})
+    non_negative(key, double(v));
+  non_negative("optimizer.lr", c.lr);
+  non_negative("optimizer.weight_decay", c.weight_decay);
+  non_negative("train.clip_grad_norm", c.clip_grad_norm);
+  non_negative("train.largest_loss_weight", c.largest_loss_weight);
+  SN_CHECK(c.distill_alpha >= 0 && c.distill_alpha <= 1, "config", "'train.distill_alpha' must be in [0, 1]");
+  SN_CHECK(c.distill_temperature > 0, "config", "'train.distill_temperature' must be positive");
+  SN_CHECK(c.dataset == "fashion-mnist" || c.dataset == "idx" || c.dataset == "cifar10", "config",
+           "'data.dataset' must be fashion-mnist, idx or cifar10, got '", c.dataset, "'");
+  parse_bn_stats(c.bn_stats);
+  parse_sampler(c.sampler);
+  parse_update_semantics(c.update);
+  SN_CHECK(c.optimizer == "sgd" || c.optimizer == "adamw", "config", "'optimizer.name' must be sgd or adamw, got '",
+           c.optimizer, "'");
+  SN_CHECK(c.schedule == "cosine" || c.schedule == "constant", "config",
+           "'optimizer.schedule' must be cosine or constant, got '", c.schedule, "'");
+}
+
+void apply_table(TrainConfig& c, const toml::table& t, const std::string& prefix, const std::string& source) {
+  for (auto&& [k, v] : t) {
+    const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (v.is_table()) apply_table(c, *v.as_table(), key, source);
+    else set_key(c, key, v, source);
+  }
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+TrainConfig parse_config(const std::string& text, const std::vector<std::string>& overrides, const std::string& source) {
+  TrainConfig c;
+  try {
+    toml::table t = toml::parse(text, source);
+    apply_table(c, t, "", source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ": " << e.description();
+    fail("config", os.str());
+  }
+  for (const std::string& o : overrides) {
+    auto eq = o.find('=');
+    SN_CHECK(eq != std::string::npos && eq > 0, "config", "--set '", o, "' is not section.key=value");
+    const std::string key = o.substr(0, eq), value = o.substr(eq + 1);
+    toml::table parsed;
+    try {
+      parsed = toml::parse("v = " + value);
+    } catch (const toml::parse_error&) {
+      parsed = toml::table{{"v", value}};  // a bare word: a string
+    }
+    set_key(c, key, *parsed.get("v"), "--set");
+  }
+  validate(c);
+  return c;
+}
+
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  SN_CHECK(in.good(), "config", "cannot open '", path, "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), overrides, path);
+}
+
+OptimizerConfig TrainConfig::optimizer_config() const {
+  OptimizerConfig o;
+  o.name = optimizer;
+  o.momentum = float(momentum);
+  o.nesterov = nesterov;
+  o.weight_decay = float(weight_decay);
+  o.beta1 = float(beta1);
+  o.beta2 = float(beta2);
+  o.eps = float(adam_eps);
+  o.semantics = parse_update_semantics(update);
+  return o;
+}
+
+Schedule TrainConfig::schedule_config() const {
+  return Schedule{schedule, float(lr), warmup_steps, float(final_lr_fraction)};
+}
+
+std::string TrainConfig::to_toml() const {
+  TrainConfig copy = *this;
+  std::ostringstream os;
+  std::string section;
+  for (const Field& f : fields(copy)) {
+    std::string key = f.key, sec = key.substr(0, key.find('.')), name = key.substr(key.find('.') + 1);
+    if (sec != section) {
+      os << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    os << name << " = ";
+    switch (f.kind) {
+      case Kind::integer: os << *static_cast<int64_t*>(f.target); break;
+      case Kind::unsigned_integer: os << *static_cast<uint64_t*>(f.target); break;
+      case Kind::real: {
+        std::ostringstream num;
+        num.precision(17);
+        num << *static_cast<double*>(f.target);
+        std::string s = num.str();
+        if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+        os << s;
+        break;
+      }
+      case Kind::boolean: os << (*static_cast<bool*>(f.target) ? "true" : "false"); break;
+      case Kind::text: os << quote(*static_cast<std::string*>(f.target)); break;
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace sn

@@ -1,0 +1,189 @@
+// train/evaluate.cpp — per-sub-model evaluation and its reports.
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+#include "train/safetensors.h"
+
+namespace sn {
+namespace {
+
+// Adds the number of rows whose arg-max logit is the label.
+void count_correct(const Tensor& logits, const Tensor& labels, int64_t& correct) {
+  std::vector<float> l = to_vector<float>(logits);
+  std::vector<int64_t> t = to_vector<int64_t>(labels);
+  const size_t C = size_t(logits.size(1));
+  for (size_t i = 0; i < t.size(); ++i) {
+    size_t best = 0;
+    for (size_t c = 1; c < C; ++c)
+      if (l[i * C + c] > l[i * C + best]) best = c;
+    correct += int64_t(best) == t[i];
+  }
+}
+
+void recalibrate(Model& model, const SubModel& sub, int64_t index, const Dataset& data, const TrainConfig& c) {
+  auto bns = model.batch_norms();
+  if (bns.empty()) return;
+  for (BatchNorm2d* bn : bns) bn->begin_recalibration();
+  model.train();
+  BatchLoader loader(data, std::min(c.batch_size, data.size()), true, Augment{}, c.seed ^ 0x7e11, 0);
+  const int64_t batches = std::min(c.recalibration_batches, loader.batches_per_epoch());
+  for (int64_t b = 0; b < batches; ++b) {
+    Batch batch = loader.make(0, b);
+    model.forward(batch.images, {sub, index, nullptr});
+  }
+  for (BatchNorm2d* bn : bns) bn->end_recalibration();
+  model.eval();
+}
+
+}  // namespace
+
+std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
+                              const Dataset& calibration, const TrainConfig& config,
+                              const std::function<void(int64_t, int64_t)>& progress) {
+  NoGradGuard no_grad;
+  const bool recal = parse_bn_stats(config.bn_stats) == BnStats::recalibrate && config.recalibration_batches > 0;
+  std::vector<EvalRow> rows;
+  const int64_t n = test.size();
+  SN_CHECK(n > 0, "eval", "the test set is empty");
+  for (const SubModel& sub : subs) {
+    const int64_t index = model.space().index_of(sub);
+    if (recal) recalibrate(model, sub, index, calibration, config);
+    model.eval();
+    EvalRow row;
+    row.submodel = sub.str();
+    row.params = model.parameter_count(sub);
+    row.flops = model.flops(sub);
+    int64_t correct = 0;
+    double loss_sum = 0;
+    for (int64_t start = 0; start < n; start += config.eval_batch_size) {
+      const int64_t len = std::min(config.eval_batch_size, n - start);
+      Tensor x = test.images.narrow(0, start, len), y = test.labels.narrow(0, start, len);
+      Tensor logits = model.forward(x, {sub, index, nullptr});
+      loss_sum += double(cross_entropy(logits, y, Reduction::sum).item());
+      count_correct(logits, y, correct);
+    }
+    row.accuracy = double(correct) / double(n);
+    row.loss = loss_sum / double(n);
+    // Latency: the median of several forward passes of one small batch.
+    Tensor probe = test.images.narrow(0, 0, std::min(config.latency_batch, n)).contiguous();
+    std::vector<double> times;
+    for (int64_t r = 0; r <= config.latency_repeats; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      model.forward(probe, {sub, index, nullptr});
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (r > 0) times.push_back(ms);  // the first run warms caches
+    }
+    std::nth_element(times.begin(), times.begin() + int64_t(times.size() / 2), times.end());
+    row.latency_ms = times[times.size() / 2];
+    rows.push_back(row);
+    if (progress) progress(int64_t(rows.size()), int64_t(subs.size()));
+  }
+  model.train();
+  return rows;
+}
+
+std::string format_table(const std::vector<EvalRow>& rows) {
+  size_t w = 8;
+  for (const EvalRow& r : rows) w = std::max(w, r.submodel.size());
+  std::ostringstream os;
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-*s %10s %12s %9s %8s %11s\n", int(w), "submodel", "params", "MFLOPs",
+                "accuracy", "loss", "latency_ms");
+  os << line;
+  for (const EvalRow& r : rows) {
+    std::snprintf(line, sizeof(line), "%-*s %10lld %12.2f %9.4f %8.4f %11.3f\n", int(w), r.submodel.c_str(),
+                  (long long)r.params, double(r.flops) * 1e-6, r.accuracy, r.loss, r.latency_ms);
+    os << line;
+  }
+  return os.str();
+}
+
+void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows) {
+  std::ostringstream os;
+  os << "submodel,params,flops,accuracy,loss,latency_ms\n";
+  for (const EvalRow& r : rows) {
+    os << '"' << r.submodel << "\"," << r.params << ',' << r.flops << ',';
+    char buf[128];
+    std::snprintf(buf, sizeof(buf), "%.6f,%.6f,%.4f\n", r.accuracy, r.loss, r.latency_ms);
+    os << buf;
+  }
+  write_file_atomically(path, os.str());
+}
+
+std::vector<size_t> pareto_front(const std::vector<EvalRow>& rows) {
+  std::vector<size_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return rows[a].flops != rows[b].flops ? rows[a].flops < rows[b].flops : rows[a].accuracy > rows[b].accuracy;
+  });
+  std::vector<size_t> front;
+  double best = -1.0;
+  for (size_t i : order)
+    if (rows[i].accuracy > best) {
+      front.push_back(i);
+      best = rows[i].accuracy;
+    }
+  return front;
+}
+
+void write_eval_svg(const std::string& path, const std::vector<EvalRow>& rows, const std::string& title) {
+  SN_CHECK(!rows.empty(), "eval", "nothing to plot");
+  const double W = 720, H = 480, left = 70, right = 20, top = 40, bottom = 60;
+  double fmin = 1e300, fmax = 0, amin = 1, amax = 0;
+  for (const EvalRow& r : rows) {
+    fmin = std::min(fmin, double(r.flops));
+    fmax = std::max(fmax, double(r.flops));
+    amin = std::min(amin, r.accuracy);
+    amax = std::max(amax, r.accuracy);
+  }
+  // Log scale on FLOPs: sub-model costs span orders of magnitude.
+  const double lx0 = std::log10(std::max(fmin, 1.0)), lx1 = std::log10(std::max(fmax, fmin * 1.01 + 1));
+  const double pad = std::max(0.005, (amax - amin) * 0.05);
+  amin = std::max(0.0, amin - pad);
+  amax = std::min(1.0, amax + pad);
+  auto X = [&](double f) { return left + (std::log10(std::max(f, 1.0)) - lx0) / std::max(lx1 - lx0, 1e-9) * (W - left - right); };
+  auto Y = [&](double a) { return top + (1.0 - (a - amin) / std::max(amax - amin, 1e-9)) * (H - top - bottom); };
+  std::ostringstream os;
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+     << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  os << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << title << "</text>\n";
+  os << "<line x1=\"" << left << "\" y1=\"" << H - bottom << "\" x2=\"" << W - right << "\" y2=\"" << H - bottom
+     << "\" stroke=\"black\"/>\n<line x1=\"" << left << "\" y1=\"" << top << "\" x2=\"" << left << "\" y2=\""
+     << H - bottom << "\" stroke=\"black\"/>\n";
+  for (int i = 0; i <= 4; ++i) {  // axis ticks
+    double a = amin + (amax - amin) * i / 4.0, y = Y(a);
+    os << "<text x=\"" << left - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">" << std::round(a * 1000) / 10
+       << "%</text>\n<line x1=\"" << left << "\" y1=\"" << y << "\" x2=\"" << W - right << "\" y2=\"" << y
+       << "\" stroke=\"#eee\"/>\n";
+    double lf = lx0 + (lx1 - lx0) * i / 4.0;
+    char label[32];
+    std::snprintf(label, sizeof(label), "%.3g", std::pow(10.0, lf) * 1e-6);
+    os << "<text x=\"" << X(std::pow(10.0, lf)) << "\" y=\"" << H - bottom + 18 << "\" text-anchor=\"middle\">"
+       << label << "</text>\n";
+  }
+  os << "<text x=\"" << (left + W - right) / 2 << "\" y=\"" << H - 15
+     << "\" text-anchor=\"middle\">MFLOPs per example (log scale)</text>\n";
+  os << "<text transform=\"translate(16," << (top + H - bottom) / 2 << ") rotate(-90)\" text-anchor=\"middle\">test accuracy</text>\n";
+  for (const EvalRow& r : rows)
+    os << "<circle cx=\"" << X(double(r.flops)) << "\" cy=\"" << Y(r.accuracy) << "\" r=\"3\" fill=\"#4a7ebb\" "
+       << "fill-opacity=\"0.6\"><title>" << r.submodel << "</title></circle>\n";
+  std::vector<size_t> front = pareto_front(rows);
+  os << "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\" points=\"";
+  for (size_t i : front) os << X(double(rows[i].flops)) << "," << Y(rows[i].accuracy) << " ";
+  os << "\"/>\n";
+  for (size_t i : front)
+    os << "<circle cx=\"" << X(double(rows[i].flops)) << "\" cy=\"" << Y(rows[i].accuracy)
+       << "\" r=\"4.5\" fill=\"none\" stroke=\"#d62728\"><title>Pareto: " << rows[i].submodel << "</title></circle>\n";
+  os << "<text x=\"" << W - right - 4 << "\" y=\"" << top + 14 << "\" text-anchor=\"end\" fill=\"#d62728\">"
+     << "Pareto front (" << front.size() << " of " << rows.size() << " sub-models)</text>\n</svg>\n";
+  write_file_atomically(path, os.str());
+}
+
+}  // namespace sn

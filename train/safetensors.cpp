@@ -1,0 +1,181 @@
+// train/safetensors.cpp — safetensors reader and writer.
+#include "train/safetensors.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "autograd/ops.h"
+
+namespace sn {
+namespace {
+
+constexpr uint64_t kMaxHeader = uint64_t(100) << 20;
+
+const char* dtype_tag(DType t) {
+  switch (t) {
+    case DType::f32: return "F32";
+    case DType::bf16: return "BF16";
+    case DType::i32: return "I32";
+    case DType::i64: return "I64";
+  }
+  return "?";
+}
+
+bool parse_dtype(const std::string& tag, DType& out) {
+  if (tag == "F32") out = DType::f32;
+  else if (tag == "BF16") out = DType::bf16;
+  else if (tag == "I32") out = DType::i32;
+  else if (tag == "I64") out = DType::i64;
+  else return false;
+  return true;
+}
+
+std::string parent_dir(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  SN_CHECK(fd >= 0, "save", "cannot create '", tmp, "': ", std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      fail("save", "cannot write '" + tmp + "': " + std::strerror(err));
+    }
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    fail("save", "cannot flush '" + tmp + "' to disk");
+  }
+  SN_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "save", "cannot rename '", tmp, "' to '", path,
+           "': ", std::strerror(errno));
+  int dir = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir >= 0) {  // make the rename itself durable
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<Tensor> packed;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {  // std::map: sorted names, a deterministic file
+    SN_CHECK(name != "__metadata__", "save", "a tensor cannot be named __metadata__");
+    Tensor c = t.to(Device::cpu()).contiguous().detach();
+    const uint64_t bytes = uint64_t(c.numel()) * element_size(c.dtype());
+    header[name] = {{"dtype", dtype_tag(c.dtype())}, {"shape", c.sizes()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    packed.push_back(c);
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
+  std::string out(8, '\0');
+  const uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  out += text;
+  out.reserve(out.size() + offset);
+  for (const Tensor& c : packed)
+    out.append(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * element_size(c.dtype()));
+  write_file_atomically(path, out);
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SN_CHECK(in.good(), "load", "cannot open '", path, "'");
+  in.seekg(0, std::ios::end);
+  const uint64_t size = uint64_t(in.tellg());
+  in.seekg(0);
+  SN_CHECK(size >= 8, "load", "'", path, "' is too short to be safetensors (", size, " bytes)");
+  unsigned char len_bytes[8];
+  in.read(reinterpret_cast<char*>(len_bytes), 8);
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t(len_bytes[i]) << (8 * i);
+  SN_CHECK(header_len <= kMaxHeader && header_len <= size - 8, "load", "'", path,
+           "' declares a header of ", header_len, " bytes in a file of ", size, " (corrupt or truncated)");
+  std::string text(header_len, '\0');
+  in.read(text.data(), std::streamsize(header_len));
+  SN_CHECK(in.good(), "load", "cannot read the header of '", path, "'");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("load", "'" + path + "' has a malformed JSON header");
+  }
+  SN_CHECK(header.is_object(), "load", "'", path, "' header is not a JSON object");
+  const uint64_t data_size = size - 8 - header_len;
+
+  SafetensorsFile file;
+  struct Range {
+    uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const nlohmann::json& e = it.value();
+    if (name == "__metadata__") {
+      SN_CHECK(e.is_object(), "load", "'", path, "' metadata is not an object");
+      for (auto m = e.begin(); m != e.end(); ++m) {
+        SN_CHECK(m.value().is_string(), "load", "'", path, "' metadata '", m.key(), "' is not a string");
+        file.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    SN_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets") &&
+                 e["dtype"].is_string() && e["shape"].is_array() && e["data_offsets"].is_array() &&
+                 e["data_offsets"].size() == 2,
+             "load", "'", path, "' entry '", name, "' lacks dtype, shape or data_offsets");
+    DType dtype;
+    SN_CHECK(parse_dtype(e["dtype"].get<std::string>(), dtype), "load", "'", path, "' entry '", name,
+             "' has unsupported dtype ", e["dtype"].get<std::string>());
+    Shape shape;
+    uint64_t count = 1;
+    for (const auto& d : e["shape"]) {
+      SN_CHECK(d.is_number_unsigned() && d.get<uint64_t>() < (uint64_t(1) << 40), "load", "'", path,
+               "' entry '", name, "' has an invalid shape");
+      shape.push_back(d.get<int64_t>());
+      count *= d.get<uint64_t>();
+      SN_CHECK(count <= data_size, "load", "'", path, "' entry '", name, "' is larger than the file");
+    }
+    for (const auto& o : e["data_offsets"])
+      SN_CHECK(o.is_number_unsigned(), "load", "'", path, "' entry '", name, "' has invalid data_offsets");
+    const uint64_t begin = e["data_offsets"][0].get<uint64_t>(), end = e["data_offsets"][1].get<uint64_t>();
+    SN_CHECK(begin <= end && end <= data_size, "load", "'", path, "' entry '", name, "' data [", begin,
+             ", ", end, ") lies outside the ", data_size, " data bytes");
+    SN_CHECK(end - begin == count * element_size(dtype), "load", "'", path, "' entry '", name, "' has ",
+             end - begin, " bytes for shape ", shape_str(shape), " of ", dtype_name(dtype));
+    ranges.push_back({begin, end, name});
+    Tensor t = empty(shape, dtype);
+    in.seekg(std::streamoff(8 + header_len + begin));
+    in.read(static_cast<char*>(t.data_ptr()), std::streamsize(end - begin));
+    SN_CHECK(in.good() || end == begin, "load", "cannot read entry '", name, "' of '", path, "'");
+    file.tensors[name] = t;
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < ranges.size(); ++i)
+    SN_CHECK(ranges[i].begin >= ranges[i - 1].end, "load", "'", path, "' entries '", ranges[i - 1].name,
+             "' and '", ranges[i].name, "' overlap");
+  return file;
+}
+
+}  // namespace sn

@@ -1,0 +1,26 @@
+// train/safetensors.h — the safetensors format (the ecosystem's checkpoint format): an 8-byte
+// little-endian header length, a JSON header naming each tensor's dtype, shape and byte range,
+// then the raw data. Writes are atomic (temporary file, fsync, rename); reads validate every
+// field and refuse a bad file with one line naming the problem.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace sn {
+
+struct SafetensorsFile {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+SafetensorsFile load_safetensors(const std::string& path);
+
+// Writes `bytes` to path atomically: path.tmp, fsync, rename over path, fsync the directory.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
+}  // namespace sn
