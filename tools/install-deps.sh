@@ -4,7 +4,8 @@
 #   tools/install-deps.sh --bench  also the peer (PyTorch CPU) for benchmark comparisons
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libgtest-dev libbenchmark-dev zlib1g-dev)
+packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libgtest-dev libbenchmark-dev zlib1g-dev
+          nlohmann-json3-dev libtomlplusplus-dev libcli11-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy)
 fi

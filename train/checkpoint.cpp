@@ -1,0 +1,134 @@
+// train/checkpoint.cpp — checkpoints and export.
+#include "train/checkpoint.h"
+
+#include <sys/stat.h>
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+#include "train/safetensors.h"
+
+namespace sn {
+namespace {
+
+constexpr const char* kFormat = "sortednet-checkpoint-1";
+
+std::string describe_space(const SubModelSpace& space) {
+  std::string s;
+  for (const Axis& a : space.axes()) {
+    if (!s.empty()) s += ';';
+    s += a.name + "=";
+    for (size_t i = 0; i < a.sizes.size(); ++i) {
+      if (i) s += '|';
+      s += a.format(a.sizes[i]);
+    }
+  }
+  return s;
+}
+
+const std::string& meta(const SafetensorsFile& f, const std::string& key, const std::string& path) {
+  auto it = f.metadata.find(key);
+  SN_CHECK(it != f.metadata.end(), "checkpoint", "'", path, "' lacks metadata '", key,
+           "' (not a sortednet checkpoint?)");
+  return it->second;
+}
+
+uint64_t meta_u64(const SafetensorsFile& f, const std::string& key, const std::string& path) {
+  const std::string& v = meta(f, key, path);
+  try {
+    size_t used = 0;
+    uint64_t x = std::stoull(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  fail("checkpoint", "'" + path + "' metadata '" + key + "' is not a number: '" + v + "'");
+}
+
+}  // namespace
+
+std::string checkpoint_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return path + "/checkpoint.safetensors";
+  return path;
+}
+
+void save_checkpoint(const std::string& path, Model& model, const Optimizer& optimizer,
+                     const TrainConfig& config, const CheckpointState& state) {
+  std::map<std::string, Tensor> tensors;
+  for (auto& [name, t] : model.state_dict()) tensors["model." + name] = t;
+  for (auto& [name, t] : optimizer.state()) tensors["optimizer." + name] = t;
+  std::map<std::string, std::string> m{
+      {"format", kFormat},
+      {"model", config.model},
+      {"space", describe_space(model.space())},
+      {"step", std::to_string(state.step)},
+      {"config", config.to_toml()},
+      {"sampler.seed", std::to_string(state.sampler.rng.seed)},
+      {"sampler.stream", std::to_string(state.sampler.rng.stream)},
+      {"sampler.counter", std::to_string(state.sampler.rng.counter)},
+      {"sampler.used", std::to_string(state.sampler.rng.used)},
+      {"sampler.cursor", std::to_string(state.sampler.cursor)},
+      {"dropout.seed", std::to_string(state.dropout_rng.seed)},
+      {"dropout.stream", std::to_string(state.dropout_rng.stream)},
+      {"dropout.counter", std::to_string(state.dropout_rng.counter)},
+      {"dropout.used", std::to_string(state.dropout_rng.used)},
+  };
+  save_safetensors(path, tensors, m);
+}
+
+TrainConfig checkpoint_config(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  SN_CHECK(meta(f, "format", path) == kFormat, "checkpoint", "'", path, "' has format '",
+           meta(f, "format", path), "', expected ", kFormat);
+  return parse_config(meta(f, "config", path), {}, path + " (stored recipe)");
+}
+
+CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer* optimizer) {
+  SafetensorsFile f = load_safetensors(path);
+  SN_CHECK(meta(f, "format", path) == kFormat, "checkpoint", "'", path, "' is not a sortednet checkpoint");
+  const std::string space = describe_space(model.space());
+  SN_CHECK(meta(f, "space", path) == space, "checkpoint", "'", path, "' holds sub-model space '",
+           meta(f, "space", path), "' but the model has '", space, "'");
+  std::map<std::string, Tensor> weights, opt;
+  for (auto& [name, t] : f.tensors) {
+    if (name.rfind("model.", 0) == 0) weights[name.substr(6)] = t;
+    else if (name.rfind("optimizer.", 0) == 0) opt[name.substr(10)] = t;
+    else fail("checkpoint", "'" + path + "' has an unexpected tensor '" + name + "'");
+  }
+  try {
+    model.load_state_dict(weights);
+  } catch (const Error& e) {
+    fail("checkpoint", "'" + path + "' does not match model " + meta(f, "model", path) + ": " + e.what());
+  }
+  if (optimizer) optimizer->load_state(opt);
+  CheckpointState s;
+  s.step = int64_t(meta_u64(f, "step", path));
+  s.sampler.rng = {meta_u64(f, "sampler.seed", path), meta_u64(f, "sampler.stream", path),
+                   meta_u64(f, "sampler.counter", path), uint32_t(meta_u64(f, "sampler.used", path))};
+  s.sampler.cursor = int64_t(meta_u64(f, "sampler.cursor", path));
+  s.dropout_rng = {meta_u64(f, "dropout.seed", path), meta_u64(f, "dropout.stream", path),
+                   meta_u64(f, "dropout.counter", path), uint32_t(meta_u64(f, "dropout.used", path))};
+  return s;
+}
+
+void export_submodel(const std::string& path, Model& model, const SubModel& sub, const TrainConfig& config) {
+  NoGradGuard no_grad;
+  const int64_t index = model.space().index_of(sub);
+  std::map<std::string, Tensor> tensors;
+  for (auto& [name, p] : model.named_parameters()) {
+    Shape shape = p->active_shape(sub);
+    if (numel_of(shape) > 0) tensors[name] = p->tensor.prefix(shape).contiguous();
+  }
+  // BatchNorm statistics: this sub-model's row, cut to its channels; a dense model has one row.
+  for (auto& [name, b] : model.named_buffers()) {
+    const std::string owner = name.substr(0, name.rfind('.'));
+    auto weight = tensors.find(owner + ".weight");
+    if (weight == tensors.end()) continue;  // the layer is not used by this sub-model
+    const int64_t row = b->size(0) > 1 ? index : 0;
+    tensors[name] = b->select(0, row).narrow(0, 0, weight->second.size(0)).unsqueeze(0).contiguous();
+  }
+  save_safetensors(path, tensors,
+                   {{"format", "sortednet-dense-1"}, {"model", config.model}, {"submodel", sub.str()},
+                    {"bn_stats", config.bn_stats}});
+}
+
+}  // namespace sn

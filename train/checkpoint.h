@@ -1,0 +1,39 @@
+// train/checkpoint.h — one checkpoint for all sub-models (safetensors): parameters and buffers
+// ("model.*"), optimizer state ("optimizer.*"), and in the metadata the step, the recipe, the
+// sampler and RNG states and the sub-model space, so that resume is bit-exact. Export writes one
+// sub-model as a standalone dense checkpoint.
+#pragma once
+
+#include <string>
+
+#include "models/model.h"
+#include "train/config.h"
+#include "train/optimizer.h"
+#include "train/sampler.h"
+
+namespace sn {
+
+struct CheckpointState {
+  int64_t step = 0;
+  SamplerState sampler;
+  GeneratorState dropout_rng;
+};
+
+void save_checkpoint(const std::string& path, Model& model, const Optimizer& optimizer,
+                     const TrainConfig& config, const CheckpointState& state);
+
+// The recipe stored in a checkpoint (to rebuild the model before loading its weights).
+TrainConfig checkpoint_config(const std::string& path);
+
+// Loads weights (and optimizer state when `optimizer` is given) into a model built from
+// checkpoint_config(); refuses a checkpoint of another model or sub-model space.
+CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer* optimizer);
+
+// `path` itself if it is a file, else path/checkpoint.safetensors.
+std::string checkpoint_file(const std::string& path);
+
+// Writes sub-model `sub` as a dense checkpoint: each parameter cut to its window (contiguous),
+// BatchNorm statistics of that sub-model only, metadata naming model and sub-model.
+void export_submodel(const std::string& path, Model& model, const SubModel& sub, const TrainConfig& config);
+
+}  // namespace sn

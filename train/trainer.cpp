@@ -1,0 +1,204 @@
+// train/trainer.cpp — the training loop.
+#include "train/trainer.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+
+namespace sn {
+namespace {
+
+void make_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail("train", "cannot create '" + dir + "'");
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string duration(double seconds) {
+  char buf[32];
+  const int s = int(seconds + 0.5);
+  if (s >= 3600) std::snprintf(buf, sizeof(buf), "%dh%02dm", s / 3600, (s / 60) % 60);
+  else std::snprintf(buf, sizeof(buf), "%dm%02ds", s / 60, s % 60);
+  return buf;
+}
+
+// Soft-target cross-entropy: mean over rows of -sum(teacher * log_softmax(logits)).
+Tensor soft_cross_entropy(const Tensor& logits, const Tensor& teacher) {
+  return sum(mul(teacher, log_softmax(logits))) * (-1.f / float(logits.size(0)));
+}
+
+}  // namespace
+
+std::pair<Dataset, Dataset> load_datasets(const TrainConfig& c) {
+  Dataset train, test;
+  if (c.dataset == "cifar10") {
+    std::vector<std::string> files;
+    for (int i = 1; i <= 5; ++i) files.push_back(c.data_dir + "/data_batch_" + std::to_string(i) + ".bin");
+    train = load_cifar10(files);
+    test = load_cifar10({c.data_dir + "/test_batch.bin"});
+  } else {
+    train = load_fashion_mnist(c.data_dir, true);
+    test = load_fashion_mnist(c.data_dir, false);
+  }
+  if (c.train_limit > 0) train = train.head(c.train_limit);
+  if (c.test_limit > 0) test = test.head(c.test_limit);
+  return {train, test};
+}
+
+Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
+    : config_(std::move(config)), out_dir_(std::move(out_dir)), dropout_rng_(config_.seed, 0xd0) {
+  make_dir(out_dir_);
+  std::tie(train_set_, test_set_) = load_datasets(config_);
+  model_ = make_model({config_.model, parse_bn_stats(config_.bn_stats), config_.seed});
+  const SubModelSpace& space = model_->space();
+  SN_CHECK(model_->input_shape() == Shape(train_set_.images.sizes().begin() + 1, train_set_.images.sizes().end()),
+           "train", "model ", config_.model, " expects inputs ", shape_str(model_->input_shape()),
+           ", the data set has ", shape_str(train_set_.images.sizes()));
+  if (!config_.independent.empty()) independent_ = space.index_of(space.parse(config_.independent));
+  std::vector<int64_t> flops;
+  for (const SubModel& s : space.enumerate()) flops.push_back(model_->flops(s));
+  const int64_t per_step = independent_ >= 0 ? 1 : config_.submodels_per_step;
+  sampler_ = std::make_unique<Sampler>(space, parse_sampler(config_.sampler), per_step, config_.seed, flops,
+                                       config_.sampler_power);
+  optimizer_ = std::make_unique<Optimizer>(*model_, config_.optimizer_config());
+  schedule_ = config_.schedule_config();
+  loader_ = std::make_unique<BatchLoader>(train_set_, config_.batch_size, true,
+                                          Augment{config_.crop_padding, config_.flip}, config_.seed);
+  batches_per_step_ = config_.new_batch_per_submodel ? per_step : 1;
+  total_steps_ = config_.epochs * loader_->batches_per_epoch() / batches_per_step_;
+  if (config_.max_steps > 0) total_steps_ = std::min(total_steps_, config_.max_steps);
+  SN_CHECK(total_steps_ > 0, "train", "the recipe has no steps (", train_set_.size(), " examples, batch ",
+           config_.batch_size, ")");
+  const std::string ckpt = out_dir_ + "/checkpoint.safetensors";
+  if (resume && file_exists(ckpt)) {
+    CheckpointState s = load_checkpoint(ckpt, *model_, optimizer_.get());
+    step_ = s.step;
+    sampler_->set_state(s.sampler);
+    dropout_rng_.set_state(s.dropout_rng);
+  }
+  loader_->seek(step_ * batches_per_step_ / loader_->batches_per_epoch(),
+                step_ * batches_per_step_ % loader_->batches_per_epoch());
+}
+
+std::vector<int64_t> Trainer::next_submodels() {
+  if (independent_ >= 0) return {independent_};
+  return sampler_->next();
+}
+
+void Trainer::train_step() {
+  const SubModelSpace& space = model_->space();
+  const std::vector<int64_t> subs = next_submodels();
+  const auto params = model_->named_parameters();
+  std::vector<Shape> windows(params.size());
+  for (size_t i = 0; i < params.size(); ++i) windows[i] = Shape(params[i].second->tensor.dim(), 0);
+  const bool distill = config_.distill_alpha > 0 && subs.size() > 1 && subs[0] == space.size() - 1;
+  const float T = float(config_.distill_temperature), alpha = float(config_.distill_alpha);
+  Tensor teacher;
+  Batch batch;
+  double loss_sum = 0;
+  for (size_t j = 0; j < subs.size(); ++j) {
+    if (j == 0 || config_.new_batch_per_submodel) batch = loader_->next();
+    const SubModel sub = space.at(subs[j]);
+    Tensor logits = model_->forward(batch.images, {sub, subs[j], &dropout_rng_});
+    Tensor ce = cross_entropy(logits, batch.labels);
+    Tensor loss = ce;
+    if (distill && j > 0) loss = ce * (1.f - alpha) + soft_cross_entropy(logits * (1.f / T), teacher) * (alpha * T * T);
+    const float weight = float(subs[j] == space.size() - 1 ? config_.largest_loss_weight : 1.0) / float(subs.size());
+    (loss * weight).backward();
+    if (distill && j == 0) {
+      NoGradGuard no_grad;
+      teacher = softmax(logits.detach() * (1.f / T));
+    }
+    loss_sum += ce.item();
+    for (size_t i = 0; i < params.size(); ++i) {  // the union of the nested windows
+      Shape a = params[i].second->active_shape(sub);
+      for (size_t d = 0; d < a.size(); ++d) windows[i][d] = std::max(windows[i][d], a[d]);
+    }
+  }
+  if (config_.clip_grad_norm > 0) optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
+  optimizer_->step(schedule_.at(step_, total_steps_), windows);
+  optimizer_->zero_grad(windows);
+  last_loss_ = loss_sum / double(subs.size());
+  ++step_;
+}
+
+void Trainer::save(const std::string& path) {
+  save_checkpoint(path, *model_, *optimizer_, config_, {step_, sampler_->state(), dropout_rng_.state()});
+}
+
+void Trainer::train_until(int64_t until_step) {
+  const bool tty = ::isatty(STDOUT_FILENO);
+  std::ofstream metrics(out_dir_ + "/metrics.jsonl", std::ios::app);
+  SN_CHECK(metrics.good(), "train", "cannot write '", out_dir_, "/metrics.jsonl'");
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t first = step_, end = std::min(until_step, total_steps_);
+  double window_loss = 0;
+  int64_t window_steps = 0;
+  while (step_ < end) {
+    train_step();
+    window_loss += last_loss_;
+    ++window_steps;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double per_step = elapsed / double(step_ - first);
+    if (step_ % config_.log_every == 0 || step_ == end) {
+      const double lr = schedule_.at(step_ - 1, total_steps_);
+      const int64_t examples = config_.batch_size * batches_per_step_;
+      char line[512];
+      std::snprintf(line, sizeof(line),
+                    "{\"step\": %lld, \"epoch\": %.3f, \"lr\": %.6g, \"loss\": %.6f, \"examples_per_s\": %.1f, \"elapsed_s\": %.2f}\n",
+                    (long long)step_, double(step_ * batches_per_step_) / double(loader_->batches_per_epoch()), lr,
+                    window_loss / double(window_steps), double(examples) / per_step, elapsed);
+      metrics << line << std::flush;
+      if (!tty) {
+        std::printf("step %lld/%lld  loss %.4f  lr %.4g  %.1f s/step  ETA %s\n", (long long)step_,
+                    (long long)total_steps_, window_loss / double(window_steps), lr, per_step,
+                    duration(per_step * double(total_steps_ - step_)).c_str());
+        std::fflush(stdout);
+      }
+      window_loss = 0;
+      window_steps = 0;
+    }
+    if (tty) {
+      const int width = 30, filled = int(width * step_ / total_steps_);
+      std::printf("\r[%s%s] %3d%%  step %lld/%lld  loss %.4f  ETA %s   ", std::string(size_t(filled), '#').c_str(),
+                  std::string(size_t(width - filled), '.').c_str(), int(100 * step_ / total_steps_),
+                  (long long)step_, (long long)total_steps_, last_loss_,
+                  duration(per_step * double(total_steps_ - step_)).c_str());
+      std::fflush(stdout);
+    }
+    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < total_steps_)
+      save(out_dir_ + "/checkpoint.safetensors");
+  }
+  if (tty) std::printf("\n");
+}
+
+std::vector<EvalRow> Trainer::run() {
+  const auto start = std::chrono::steady_clock::now();
+  std::printf("training %s: %lld sub-models, %s sampler, %lld per step, %lld steps (%lld epochs of %lld examples)\n",
+              config_.model.c_str(), (long long)model_->space().size(),
+              independent_ >= 0 ? "independent" : config_.sampler.c_str(),
+              (long long)(independent_ >= 0 ? 1 : config_.submodels_per_step), (long long)total_steps_,
+              (long long)config_.epochs, (long long)train_set_.size());
+  train_until(total_steps_);
+  save(out_dir_ + "/checkpoint.safetensors");
+  const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::vector<SubModel> subs = independent_ >= 0 ? std::vector<SubModel>{model_->space().at(independent_)}
+                                                 : model_->space().enumerate();
+  std::printf("trained in %s; evaluating %zu sub-model(s) on %lld test examples\n", duration(train_s).c_str(),
+              subs.size(), (long long)test_set_.size());
+  std::vector<EvalRow> rows = evaluate(*model_, subs, test_set_, train_set_, config_);
+  write_eval_csv(out_dir_ + "/eval.csv", rows);
+  write_eval_svg(out_dir_ + "/eval.svg", rows, config_.model + ": accuracy of every sub-model");
+  return rows;
+}
+
+}  // namespace sn
