@@ -1,0 +1,316 @@
+// tests/test_train.cpp — the sorted update rule and its machinery (label `train`): samplers,
+// gradient accumulation over sub-models, dense vs nested optimizer semantics, checkpoints,
+// bit-exact resume, export, configs, and a tiny model that learns.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <set>
+
+#include "core/grad_mode.h"
+#include "models/model.h"
+#include "test_util.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/data.h"
+#include "train/optimizer.h"
+#include "train/safetensors.h"
+#include "train/sampler.h"
+#include "train/trainer.h"
+
+namespace sn {
+namespace {
+
+using testing::random_tensor;
+
+std::string temp_dir(const std::string& name) {
+  std::string dir = ::testing::TempDir() + "sn_" + name + "_" + std::to_string(::getpid());
+  ::mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+// A small IDX data set on disk (random 28×28 images whose class is readable from the mean
+// brightness of a band), so the trainer can run without the real data.
+std::string write_tiny_idx(const std::string& dir, int64_t n_train, int64_t n_test) {
+  auto write = [&](const std::string& prefix, int64_t n, uint64_t seed) {
+    Generator g(seed);
+    std::string img(16 + size_t(n) * 784, '\0'), lab(8 + size_t(n), '\0');
+    auto be = [](std::string& s, size_t at, uint32_t v) {
+      for (int i = 0; i < 4; ++i) s[at + size_t(i)] = char((v >> (24 - 8 * i)) & 0xff);
+    };
+    be(img, 0, 0x803), be(img, 4, uint32_t(n)), be(img, 8, 28), be(img, 12, 28);
+    be(lab, 0, 0x801), be(lab, 4, uint32_t(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t cls = int64_t(g.below(10));
+      lab[8 + size_t(i)] = char(cls);
+      for (int64_t p = 0; p < 784; ++p) {
+        const bool band = (p / 28) / 3 == cls % 10 || (p % 28) / 3 == cls % 10;
+        img[16 + size_t(i * 784 + p)] = char(uint8_t((band ? 150 : 20) + g.below(80)));
+      }
+    }
+    std::ofstream(dir + "/" + prefix + "-images-idx3-ubyte", std::ios::binary) << img;
+    std::ofstream(dir + "/" + prefix + "-labels-idx1-ubyte", std::ios::binary) << lab;
+  };
+  write("train", n_train, 1);
+  write("t10k", n_test, 2);
+  return dir;
+}
+
+TrainConfig tiny_config(const std::string& data_dir, const std::string& model = "fmnist-mlp") {
+  TrainConfig c;
+  c.model = model;
+  c.dataset = "idx";
+  c.data_dir = data_dir;
+  c.batch_size = 32;
+  c.epochs = 2;
+  c.submodels_per_step = 3;
+  c.sampler = "sandwich";
+  c.lr = 0.05;
+  c.log_every = 1000;
+  c.eval_batch_size = 100;
+  c.latency_repeats = 1;
+  return c;
+}
+
+TEST(Sampler, CoversTheSpaceAndIsDeterministic) {
+  SubModelSpace space({Axis{"width", {1, 2, 3, 4}, 4}, Axis{"depth", {1, 2, 3}}});
+  for (const char* kind : {"uniform", "sandwich", "enumerate_all"}) {
+    Sampler a(space, parse_sampler(kind), 3, 7), b(space, parse_sampler(kind), 3, 7);
+    std::set<int64_t> seen;
+    for (int step = 0; step < 200; ++step) {
+      std::vector<int64_t> s = a.next();
+      ASSERT_EQ(s, b.next()) << kind;
+      ASSERT_EQ(s.size(), 3u);
+      seen.insert(s.begin(), s.end());
+      if (std::string(kind) == "sandwich") {
+        ASSERT_EQ(s[0], space.size() - 1);
+        ASSERT_EQ(s[1], 0);
+      }
+    }
+    EXPECT_EQ(int64_t(seen.size()), space.size()) << kind;
+  }
+  // Weighted with a negative power draws the cheap sub-models more often.
+  std::vector<int64_t> flops;
+  for (int64_t i = 0; i < space.size(); ++i) flops.push_back(i + 1);
+  Sampler w(space, SamplerKind::weighted, 1, 3, flops, -1.0);
+  int64_t small = 0, large = 0;
+  for (int i = 0; i < 4000; ++i) {
+    int64_t s = w.next()[0];
+    small += s == 0;
+    large += s == space.size() - 1;
+  }
+  EXPECT_GT(small, 5 * large);
+  // The state round-trips mid-stream.
+  Sampler c(space, SamplerKind::uniform, 2, 9);
+  c.next();
+  SamplerState st = c.state();
+  Sampler d(space, SamplerKind::uniform, 2, 1234);
+  d.set_state(st);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(c.next(), d.next());
+  EXPECT_THROW(Sampler(space, SamplerKind::sandwich, 1, 0), Error);
+}
+
+TEST(SortedUpdate, AccumulatedGradientIsTheSumOfPerSubModelGradients) {
+  auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 3});
+  const SubModelSpace& space = model->space();
+  Tensor x = random_tensor({4, 1, 28, 28}, 5);
+  Tensor y = from_vector(std::vector<int64_t>{1, 2, 3, 4}, {4});
+  std::vector<int64_t> subs{space.size() - 1, 0, 77};
+  auto params = model->named_parameters();
+  std::vector<std::vector<float>> total(params.size());
+  for (size_t i = 0; i < params.size(); ++i) total[i].assign(size_t(params[i].second->tensor.numel()), 0.f);
+  for (int64_t s : subs) {  // each alone
+    model->zero_grad();
+    cross_entropy(model->forward(x, {space.at(s), s, nullptr}), y).backward();
+    for (size_t i = 0; i < params.size(); ++i) {
+      Tensor g = params[i].second->tensor.grad();
+      if (!g.defined()) continue;
+      std::vector<float> gv = to_vector<float>(g);
+      for (size_t k = 0; k < gv.size(); ++k) total[i][k] += gv[k];
+    }
+  }
+  model->zero_grad();
+  for (int64_t s : subs) cross_entropy(model->forward(x, {space.at(s), s, nullptr}), y).backward();
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor g = params[i].second->tensor.grad();
+    ASSERT_TRUE(g.defined()) << params[i].first;
+    testing::expect_close(g, total[i], 1e-4f, params[i].first.c_str());
+  }
+}
+
+TEST(SortedUpdate, NestedSemanticsLeaveUntouchedElementsAlone) {
+  for (const char* opt : {"sgd", "adamw"}) {
+    for (UpdateSemantics sem : {UpdateSemantics::dense, UpdateSemantics::nested}) {
+      SCOPED_TRACE(std::string(opt) + (sem == UpdateSemantics::dense ? " dense" : " nested"));
+      auto model = make_model({"fmnist-mlp", BnStats::shared, 1});
+      OptimizerConfig oc;
+      oc.name = opt;
+      oc.weight_decay = 0.1f;
+      oc.semantics = sem;
+      Optimizer optimizer(*model, oc);
+      const SubModel small = model->space().parse("width=128");
+      auto params = model->named_parameters();
+      Tensor w = params[2].second->tensor;  // fc2.weight [1024, 1024]
+      std::vector<float> before = to_vector<float>(w);
+      std::vector<Shape> windows;
+      for (auto& [name, p] : params) windows.push_back(p->active_shape(small));
+      for (int step = 0; step < 2; ++step) {
+        Tensor x = random_tensor({8, 1, 28, 28}, uint64_t(10 + step));
+        sum(model->forward(x, {small, 0, nullptr})).backward();
+        optimizer.step(0.1f, windows);
+        optimizer.zero_grad(windows);
+      }
+      std::vector<float> after = to_vector<float>(w);
+      const size_t inside = 5 * 1024 + 7, outside = 500 * 1024 + 600;
+      EXPECT_NE(after[inside], before[inside]);
+      if (sem == UpdateSemantics::nested) EXPECT_EQ(after[outside], before[outside]);
+      else EXPECT_NE(after[outside], before[outside]);  // weight decay moves every element
+    }
+  }
+}
+
+TEST(Safetensors, RoundTripAndHostileFiles) {
+  const std::string dir = temp_dir("st");
+  const std::string path = dir + "/a.safetensors";
+  std::map<std::string, Tensor> t{{"w", random_tensor({3, 4}, 1)}, {"i", arange(5)},
+                                  {"h", random_tensor({7}, 2).to(DType::bf16)}};
+  save_safetensors(path, t, {{"note", "hello"}});
+  SafetensorsFile f = load_safetensors(path);
+  EXPECT_EQ(f.metadata["note"], "hello");
+  EXPECT_EQ(to_vector<float>(f.tensors["w"]), to_vector<float>(t["w"]));
+  EXPECT_EQ(to_vector<int64_t>(f.tensors["i"]), to_vector<int64_t>(t["i"]));
+  EXPECT_EQ(f.tensors["h"].dtype(), DType::bf16);
+
+  auto hostile = [&](const std::string& bytes, const char* expect) {
+    std::ofstream(dir + "/bad.safetensors", std::ios::binary) << bytes;
+    try {
+      load_safetensors(dir + "/bad.safetensors");
+      ADD_FAILURE() << "accepted a file expected to fail with: " << expect;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+    }
+  };
+  auto with_header = [](const std::string& json, size_t data_bytes) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; ++i) s[size_t(i)] = char((json.size() >> (8 * i)) & 0xff);
+    return s + json + std::string(data_bytes, '\0');
+  };
+  hostile("abc", "too short");
+  hostile(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}", "declares a header");
+  hostile(with_header("{not json", 0), "malformed JSON");
+  hostile(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,800]}})", 8), "outside");
+  hostile(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 16), "overlap");
+  hostile(with_header(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "bytes for shape");
+  hostile(with_header(R"({"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", 8), "unsupported dtype");
+  hostile(with_header(R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})", 8), "shape");
+  // A truncated checkpoint: cut the good file in half.
+  std::ifstream in(path, std::ios::binary);
+  std::string whole((std::istreambuf_iterator<char>(in)), {});
+  hostile(whole.substr(0, whole.size() / 2), "");
+}
+
+TEST(Config, ReadsOverridesAndRejectsBadKeys) {
+  TrainConfig c = parse_config("[train]\nepochs = 3\n[optimizer]\nlr = 0.2\n", {"train.sampler=uniform", "data.flip=true"});
+  EXPECT_EQ(c.epochs, 3);
+  EXPECT_DOUBLE_EQ(c.lr, 0.2);
+  EXPECT_EQ(c.sampler, "uniform");
+  EXPECT_TRUE(c.flip);
+  TrainConfig again = parse_config(c.to_toml());
+  EXPECT_EQ(again.to_toml(), c.to_toml());
+  auto expect_error = [](const std::string& text, const std::vector<std::string>& sets, const char* part) {
+    try {
+      parse_config(text, sets);
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_error("[train]\nepoch = 3\n", {}, "unknown key 'train.epoch'");
+  expect_error("[train]\nepochs = \"x\"\n", {}, "must be an integer");
+  expect_error("[train]\nepochs = 0\n", {}, "must be positive");
+  expect_error("", {"train.sampler=roulette"}, "unknown sampler");
+  expect_error("[train\n", {}, "config");
+  expect_error("", {"nokey"}, "section.key=value");
+}
+
+TEST(Trainer, TinyModelLearnsAndResumesBitExactly) {
+  const std::string data = write_tiny_idx(temp_dir("data"), 640, 200);
+  TrainConfig c = tiny_config(data);
+  c.epochs = 3;
+  // One uninterrupted run...
+  Trainer full(c, temp_dir("full"));
+  std::vector<EvalRow> rows = full.run();
+  ASSERT_EQ(rows.size(), 8u);
+  for (const EvalRow& r : rows) EXPECT_GT(r.accuracy, 0.8) << r.submodel;  // chance is 0.1
+  // ...and one that stops, saves, and continues in a new process-like trainer.
+  const std::string dir = temp_dir("resume");
+  {
+    Trainer first(c, dir);
+    first.train_until(23);
+    first.save(dir + "/checkpoint.safetensors");
+  }
+  Trainer second(c, dir, /*resume=*/true);
+  EXPECT_EQ(second.step(), 23);
+  second.train_until(second.total_steps());
+  auto a = full.model().state_dict(), b = second.model().state_dict();
+  for (auto& [name, t] : a) EXPECT_EQ(to_vector<float>(t), to_vector<float>(b[name])) << name;
+}
+
+TEST(Trainer, ExportEqualsTheSlicedSubModel) {
+  const std::string data = write_tiny_idx(temp_dir("data2"), 256, 64);
+  TrainConfig c = tiny_config(data, "fmnist-resnet");
+  c.max_steps = 3;
+  c.batch_size = 16;
+  const std::string dir = temp_dir("export");
+  Trainer t(c, dir);
+  t.train_until(3);
+  Model& model = t.model();
+  const SubModel sub = model.space().parse("width=3/8,depth.s1=2,depth.s2=1");
+  export_submodel(dir + "/sub.safetensors", model, sub, c);
+  SafetensorsFile f = load_safetensors(dir + "/sub.safetensors");
+  EXPECT_EQ(f.metadata["submodel"], sub.str());
+  // Every exported tensor is the window of its parameter, values identical.
+  for (auto& [name, p] : model.named_parameters()) {
+    Shape shape = p->active_shape(sub);
+    if (numel_of(shape) == 0) {
+      EXPECT_EQ(f.tensors.count(name), 0u) << name;
+      continue;
+    }
+    ASSERT_EQ(f.tensors.count(name), 1u) << name;
+    EXPECT_EQ(to_vector<float>(f.tensors[name]), to_vector<float>(p->tensor.prefix(shape))) << name;
+  }
+  EXPECT_LT(f.tensors.size(), model.named_parameters().size() + model.named_buffers().size());
+}
+
+TEST(Data, MalformedIdxFilesAreRefusedClearly) {
+  const std::string dir = temp_dir("idx");
+  write_tiny_idx(dir, 10, 10);
+  std::ifstream in(dir + "/train-images-idx3-ubyte", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(dir + "/cut-images", std::ios::binary) << bytes.substr(0, bytes.size() - 100);
+  std::ofstream(dir + "/magic-images", std::ios::binary) << std::string("\0\0\x08\x01", 4) + bytes.substr(4);
+  for (auto [file, part] : {std::pair{"cut-images", "truncated"}, {"magic-images", "not an IDX"}, {"missing", "cannot open"}}) {
+    try {
+      load_idx(dir + "/" + file, dir + "/train-labels-idx1-ubyte");
+      ADD_FAILURE() << file;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Data, LoaderBatchesAreAFunctionOfEpochAndIndex) {
+  const std::string dir = write_tiny_idx(temp_dir("loader"), 100, 10);
+  Dataset d = load_fashion_mnist(dir, true);
+  BatchLoader a(d, 16, true, Augment{2, true}, 5), b(d, 16, true, Augment{2, true}, 5, 0);
+  b.seek(1, 2);
+  for (int i = 0; i < 6 + 2; ++i) a.next();  // 6 batches per epoch: (1, 2) is the 9th
+  Batch x = a.next(), y = b.next();
+  EXPECT_EQ(x.epoch, 1);
+  EXPECT_EQ(x.index, 2);
+  EXPECT_EQ(to_vector<float>(x.images), to_vector<float>(y.images));
+  EXPECT_EQ(to_vector<int64_t>(x.labels), to_vector<int64_t>(y.labels));
+}
+
+}  // namespace
+}  // namespace sn
