@@ -57,27 +57,50 @@ inline const float* x_plane(const Tensor& x, int64_t n, int64_t c) {
   return x.data<float>() + n * x.stride(0) + c * x.stride(1);
 }
 
+// The planes of an NCHW tensor, with its base pointer and strides read once (hot loops).
+struct Planes {
+  float* base;
+  int64_t sn, sc;
+  explicit Planes(const Tensor& t) : base(static_cast<float*>(t.data_ptr())), sn(t.stride(0)), sc(t.stride(1)) {}
+  float* operator()(int64_t n, int64_t c) const { return base + n * sn + c * sc; }
+};
+
+// Output positions o in [lo, hi) whose input position o*stride + offset lies in [0, in).
+inline void valid_range(int64_t out, int64_t in, int64_t stride, int64_t offset, int64_t& lo, int64_t& hi) {
+  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  hi = in - 1 - offset < 0 ? 0 : (in - 1 - offset) / stride + 1;
+  lo = std::min(lo, out);
+  hi = std::clamp(hi, lo, out);
+}
+
 // cols[k = (ci, kh, kw), j*P + p] for images n0..n0+nb of group grp.
 void im2col(const Tensor& cols, const Tensor& x, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
   float* c = cols.data<float>();
+  const Planes xs(x);
   const int64_t P = d.P(), ld = nb * P;
   parallel_for(d.K(), ld, [&](int64_t k) {
-    int64_t ci = k / (d.KH * d.KW), kh = (k / d.KW) % d.KH, kw = k % d.KW;
+    const int64_t ci = k / (d.KH * d.KW), kh = (k / d.KW) % d.KH, kw = k % d.KW;
+    const int64_t woff = kw * d.g.dilation_w - d.g.pad_w;
+    int64_t lo, hi;
+    valid_range(d.Wo, d.W, d.g.stride_w, woff, lo, hi);
     float* row = c + k * ld;
     for (int64_t j = 0; j < nb; ++j) {
-      const float* xp = x_plane(x, n0 + j, grp * d.Cg_in + ci);
+      const float* xp = xs(n0 + j, grp * d.Cg_in + ci);
       for (int64_t ho = 0; ho < d.Ho; ++ho) {
         float* out = row + j * P + ho * d.Wo;
-        int64_t hi = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
-        if (hi < 0 || hi >= d.H) {
+        const int64_t h_in = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
+        if (h_in < 0 || h_in >= d.H) {
           std::fill(out, out + d.Wo, 0.f);
           continue;
         }
-        const float* xr = xp + hi * d.W;
-        for (int64_t wo = 0; wo < d.Wo; ++wo) {
-          int64_t wi = wo * d.g.stride_w - d.g.pad_w + kw * d.g.dilation_w;
-          out[wo] = (wi >= 0 && wi < d.W) ? xr[wi] : 0.f;
+        const float* xr = xp + h_in * d.W + woff;  // xr[wo * stride_w] is input column wo
+        std::fill(out, out + lo, 0.f);
+        if (d.g.stride_w == 1) {
+          std::copy(xr + lo, xr + hi, out + lo);
+        } else {
+          for (int64_t wo = lo; wo < hi; ++wo) out[wo] = xr[wo * d.g.stride_w];
         }
+        std::fill(out + hi, out + d.Wo, 0.f);
       }
     }
   });
@@ -86,20 +109,26 @@ void im2col(const Tensor& cols, const Tensor& x, const ConvDims& d, int64_t grp,
 // dx[n, grp*Cg_in + ci] += the columns that read it. Threads own input channels.
 void col2im(const Tensor& dx, const Tensor& cols, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
   const float* c = cols.data<float>();
+  const Planes dxs(dx);
   const int64_t P = d.P(), ld = nb * P;
   parallel_for(d.Cg_in, d.KH * d.KW * ld, [&](int64_t ci) {
     for (int64_t kh = 0; kh < d.KH; ++kh)
       for (int64_t kw = 0; kw < d.KW; ++kw) {
+        const int64_t woff = kw * d.g.dilation_w - d.g.pad_w;
+        int64_t lo, hi;
+        valid_range(d.Wo, d.W, d.g.stride_w, woff, lo, hi);
         const float* row = c + ((ci * d.KH + kh) * d.KW + kw) * ld;
         for (int64_t j = 0; j < nb; ++j) {
-          float* xp = const_cast<float*>(x_plane(dx, n0 + j, grp * d.Cg_in + ci));
+          float* xp = dxs(n0 + j, grp * d.Cg_in + ci);
           for (int64_t ho = 0; ho < d.Ho; ++ho) {
-            int64_t hi = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
-            if (hi < 0 || hi >= d.H) continue;
+            const int64_t h_in = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
+            if (h_in < 0 || h_in >= d.H) continue;
             const float* in = row + j * P + ho * d.Wo;
-            for (int64_t wo = 0; wo < d.Wo; ++wo) {
-              int64_t wi = wo * d.g.stride_w - d.g.pad_w + kw * d.g.dilation_w;
-              if (wi >= 0 && wi < d.W) xp[hi * d.W + wi] += in[wo];
+            float* xr = xp + h_in * d.W + woff;
+            if (d.g.stride_w == 1) {
+              for (int64_t wo = lo; wo < hi; ++wo) xr[wo] += in[wo];
+            } else {
+              for (int64_t wo = lo; wo < hi; ++wo) xr[wo * d.g.stride_w] += in[wo];
             }
           }
         }
