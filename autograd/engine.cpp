@@ -64,12 +64,16 @@ void Node::run(BackwardContext& ctx) {
   fn_(ctx);
 }
 
+// The window of `buf` (laid out like the slot's tensor) that the edge's geometry covers.
+Tensor window_in(const Tensor& buf, const Edge& e) {
+  NoGradGuard guard;
+  return buf.as_strided(e.sizes, e.strides, buf.offset() + e.offset - e.slot->offset);
+}
+
 Tensor window_of(const Edge& e) {
   for (int64_t s : e.strides)
     if (s == 0) return Tensor();
-  Tensor& buf = ensure_buffer(*e.slot, e.slot->device);
-  NoGradGuard guard;
-  return buf.as_strided(e.sizes, e.strides, buf.offset() + e.offset - e.slot->offset);
+  return window_in(ensure_buffer(*e.slot, e.slot->device), e);
 }
 
 void accumulate_into(const Edge& e, Tensor g) {
@@ -142,17 +146,22 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
            " does not match output ", shape_str(root.sizes()));
   NoGradGuard no_grad;
   Edge root_edge = edge_of(root);
-  accumulate_into(root_edge, seed.is_uniquely_owned() ? seed : seed.clone());
   Node* start = root_edge.slot->producer.get();
-  if (!start) return;  // a leaf
+  if (!start) {  // a leaf: the seed is its gradient
+    accumulate_into(root_edge, seed.is_uniquely_owned() ? seed : seed.clone());
+    return;
+  }
 
-  // Count, for every node, how many edges of the graph lead to it.
+  // Count, for every node, how many edges of the graph lead to it; collect the non-leaf slots
+  // whose in-flight gradients this pass owns.
   std::unordered_map<Node*, int> pending;
   std::vector<Node*> stack{start};
   std::unordered_set<Node*> seen{start};
+  std::vector<std::shared_ptr<GradSlot>> in_flight;
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    if (auto out = n->output.lock()) in_flight.push_back(std::move(out));
     for (const Edge& e : n->edges()) {
       if (!e.defined() || !e.slot->producer) continue;
       Node* p = e.slot->producer.get();
@@ -160,6 +169,15 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       if (seen.insert(p).second) stack.push_back(p);
     }
   }
+  // In-flight gradients never outlive the pass, even when a backward formula throws.
+  struct Clear {
+    std::vector<std::shared_ptr<GradSlot>>& slots;
+    ~Clear() {
+      for (auto& s : slots) s->grad = Tensor();
+    }
+  } clear{in_flight};
+  for (auto& s : in_flight) s->grad = Tensor();
+  accumulate_into(root_edge, seed.is_uniquely_owned() ? seed : seed.clone());
   // Run nodes once all their consumers are done, newest first (frees memory early).
   auto later_first = [](Node* a, Node* b) { return a->sequence() < b->sequence(); };
   std::priority_queue<Node*, std::vector<Node*>, decltype(later_first)> ready(later_first);
@@ -172,7 +190,11 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       BackwardContext ctx(*n, out->grad);
       n->run(ctx);
     }
-    if (out && !out->retain) out->grad = Tensor();
+    if (out && out->retain && out->grad.defined()) {  // keep a copy apart from the in-flight sum
+      if (out->retained.defined()) backend_for(out->grad.device()).axpy(out->retained, 1.f, out->grad);
+      else out->retained = out->grad.clone();
+    }
+    if (out) out->grad = Tensor();
     if (!retain_graph) n->release();
     for (const Edge& e : n->edges()) {
       if (!e.defined() || !e.slot->producer) continue;
@@ -211,9 +233,11 @@ Tensor& Tensor::set_requires_grad(bool enabled) {
 bool Tensor::is_leaf() const { return !grad_slot() || grad_slot()->producer == nullptr; }
 
 Tensor Tensor::grad() const {
-  if (!requires_grad() || !grad_slot()->grad.defined()) return Tensor();
-  autograd::Edge e = autograd::edge_of(*this);
-  return autograd::window_of(e);
+  if (!requires_grad()) return Tensor();
+  const GradSlot& slot = *grad_slot();
+  const Tensor& buf = slot.leaf() ? slot.grad : slot.retained;
+  if (!buf.defined()) return Tensor();
+  return autograd::window_in(buf, autograd::edge_of(*this));
 }
 
 void Tensor::zero_grad() {

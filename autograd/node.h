@@ -85,5 +85,6 @@ bool any_requires_grad(const std::vector<const Tensor*>& inputs);
 // Adds g into the gradient window that `edge` describes (shared by the engine and contexts).
 void accumulate_into(const Edge& edge, Tensor g);
 Tensor window_of(const Edge& edge);
+Tensor window_in(const Tensor& buffer, const Edge& edge);
 
 }  // namespace sn::autograd

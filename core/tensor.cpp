@@ -26,8 +26,7 @@ int64_t numel_of(const Shape& sizes) {
 
 int64_t wrap_dim(int64_t dim, int64_t rank, const char* op) {
   int64_t d = dim < 0 ? dim + rank : dim;
-  SN_CHECK(d >= 0 && d < std::max<int64_t>(rank, 1), op, "dim ", dim, " out of range for a ", rank,
-           "-d tensor");
+  SN_CHECK(d >= 0 && d < rank, op, "dim ", dim, " out of range for a ", rank, "-d tensor");
   return d;
 }
 
@@ -49,12 +48,16 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, Shape sizes, Shape
   SN_CHECK(sizes.size() == strides.size(), "Tensor", "sizes ", shape_str(sizes), " and strides ",
            shape_str(strides), " differ in rank");
   int64_t last = offset;
+  bool empty = false;
   for (size_t i = 0; i < sizes.size(); ++i) {
     SN_CHECK(sizes[i] >= 0 && strides[i] >= 0, "Tensor", "negative size or stride: sizes ",
              shape_str(sizes), " strides ", shape_str(strides));
-    if (sizes[i] == 0) last = offset - 1;  // empty: nothing is addressed
-    else if (last >= offset) last += (sizes[i] - 1) * strides[i];
+    int64_t reach = 0;
+    if (sizes[i] == 0) empty = true;  // nothing is addressed
+    else if (__builtin_mul_overflow(sizes[i] - 1, strides[i], &reach) || __builtin_add_overflow(last, reach, &last))
+      fail("Tensor", "sizes " + shape_str(sizes) + " strides " + shape_str(strides) + " overflow 64-bit offsets");
   }
+  if (empty) last = offset - 1;
   SN_CHECK(offset >= 0 && (last < offset ||
                            uint64_t(last + 1) * element_size(dtype) <= storage->nbytes()),
            "Tensor", "sizes ", shape_str(sizes), " strides ", shape_str(strides), " offset ",

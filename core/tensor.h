@@ -119,7 +119,8 @@ class Tensor {
 // too, so a view's gradient is a window (same sizes, strides, offset) of `grad`.
 struct GradSlot {
   std::shared_ptr<autograd::Node> producer;  // the op that made the tensor; null for a leaf
-  Tensor grad;                               // leaf: its .grad; else a buffer during backward
+  Tensor grad;                               // leaf: its .grad; else the in-flight gradient
+  Tensor retained;                           // a non-leaf's gradient kept by retain_grad()
   Shape sizes, strides;                      // geometry of the owning tensor
   int64_t offset = 0;
   Device device;

@@ -188,8 +188,13 @@ Tensor Tensor::as_strided(Shape sz, Shape st, int64_t off) const {
     SN_CHECK(probe.is_non_overlapping(), "as_strided",
              "a view of a tensor that requires grad may overlap only through stride 0; strides ",
              shape_str(v.strides()), " for sizes ", shape_str(v.sizes()));
-    SN_CHECK(off >= v.grad_slot()->offset, "as_strided",
-             "view starts before its base (offset ", off, ")");
+    const GradSlot& slot = *v.grad_slot();
+    int64_t base_last = slot.offset, view_last = off;
+    for (size_t i = 0; i < slot.sizes.size(); ++i) base_last += (slot.sizes[i] - 1) * slot.strides[i];
+    for (size_t i = 0; i < sz2.size(); ++i) view_last += (sz2[i] - 1) * st2[i];
+    SN_CHECK(off >= slot.offset && (v.numel() == 0 || view_last <= base_last), "as_strided",
+             "a view of a tensor that requires grad must stay inside it (offset ", off, ", sizes ",
+             shape_str(v.sizes()), ")");
   }
   return v;
 }

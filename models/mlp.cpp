@@ -12,11 +12,16 @@ class SortedMlp final : public Model {
     std::vector<int64_t> widths;
     for (int64_t w = 128; w <= kHidden; w += 128) widths.push_back(w);
     space_ = SubModelSpace({Axis{"width", widths}});
+    int64_t hidden = kHidden;
+    if (!o.dense.empty()) {  // the standalone network of one sub-model
+      hidden = space_.parse(o.dense).get("width");
+      space_ = SubModelSpace({Axis{"width", {hidden}}});
+    }
     Generator init(o.seed);
     Width h = axis_width("width");
-    fc1_ = register_module("fc1", std::make_shared<Linear>(kIn, kHidden, fixed_width(kIn), h, init));
-    fc2_ = register_module("fc2", std::make_shared<Linear>(kHidden, kHidden, h, h, init));
-    fc3_ = register_module("fc3", std::make_shared<Linear>(kHidden, kOut, h, fixed_width(kOut), init));
+    fc1_ = register_module("fc1", std::make_shared<Linear>(kIn, hidden, fixed_width(kIn), h, init));
+    fc2_ = register_module("fc2", std::make_shared<Linear>(hidden, hidden, h, h, init));
+    fc3_ = register_module("fc3", std::make_shared<Linear>(hidden, kOut, h, fixed_width(kOut), init));
   }
 
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override {

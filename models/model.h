@@ -28,6 +28,9 @@ struct ModelOptions {
   std::string name;                          // fmnist-mlp, fmnist-resnet, fmnist-mobilenet
   BnStats bn_stats = BnStats::per_submodel;
   uint64_t seed = 0;
+  // A sub-model (text form): build the standalone dense network of exactly that size, whose
+  // space holds that one sub-model (what `sortednet export` files load into).
+  std::string dense;
 };
 
 // A model by name; an unknown name is an sn::Error listing the known ones.

@@ -7,5 +7,6 @@ namespace sn {
 
 std::shared_ptr<Model> make_fmnist_mlp(const ModelOptions& options);
 std::shared_ptr<Model> make_fmnist_resnet(const ModelOptions& options);
+std::shared_ptr<Model> make_fmnist_mobilenet(const ModelOptions& options);
 
 }  // namespace sn

@@ -50,19 +50,34 @@ class SortedResNet final : public Model {
     AxisList axes{Axis{"width", {1, 2, 3, 4, 5, 6, 7, 8}, 8}};
     for (int s = 1; s <= 3; ++s) axes.push_back(Axis{"depth.s" + std::to_string(s), {1, 2, 3}});
     space_ = SubModelSpace(axes);
+    stem_channels_ = kStem;
+    for (int s = 0; s < 3; ++s) channels_[s] = kStageChannels[s], blocks_[s] = kBlocks;
+    if (!o.dense.empty()) {  // the standalone network of one sub-model: its sizes are the maxima
+      SubModel d = space_.parse(o.dense);
+      const int64_t w = d.get("width");
+      stem_channels_ = kStem * w / 8;
+      AxisList one{Axis{"width", {w}, 8}};
+      for (int s = 0; s < 3; ++s) {
+        const std::string name = "depth.s" + std::to_string(s + 1);
+        channels_[s] = kStageChannels[s] * w / 8;
+        blocks_[s] = d.get(name);
+        one.push_back(Axis{name, {blocks_[s]}});
+      }
+      space_ = SubModelSpace(one);
+    }
     const int64_t sets = space_.size();
     Generator init(o.seed);
-    Width stem_w = axis_fraction("width", kStem);
-    stem_ = register_module("stem", std::make_shared<Conv2d>(1, kStem, fixed_width(1), stem_w, Conv2d::Options{3, 1, 1}, init));
-    stem_bn_ = register_module("stem_bn", std::make_shared<BatchNorm2d>(kStem, stem_w, o.bn_stats, sets));
-    int64_t in_max = kStem;
+    Width stem_w = axis_fraction("width", stem_channels_);
+    stem_ = register_module("stem", std::make_shared<Conv2d>(1, stem_channels_, fixed_width(1), stem_w, Conv2d::Options{3, 1, 1}, init));
+    stem_bn_ = register_module("stem_bn", std::make_shared<BatchNorm2d>(stem_channels_, stem_w, o.bn_stats, sets));
+    int64_t in_max = stem_channels_;
     Width in = stem_w;
     for (int s = 0; s < 3; ++s) {
       const std::string depth = "depth.s" + std::to_string(s + 1);
       auto stage = std::make_shared<Sequential>(axis_width(depth));
-      const int64_t out_max = kStageChannels[s];
+      const int64_t out_max = channels_[s];
       Width out = axis_fraction("width", out_max);
-      for (int64_t b = 0; b < kBlocks; ++b) {
+      for (int64_t b = 0; b < blocks_[s]; ++b) {
         // A block past the sub-model's depth uses none of its parameters.
         auto active = [depth, b](const SubModel& sub) { return sub.get(depth) > b; };
         auto block = std::make_shared<BasicBlock>(b == 0 ? in_max : out_max, out_max,
@@ -87,10 +102,10 @@ class SortedResNet final : public Model {
 
   int64_t flops(const SubModel& sub) const override {
     auto conv = [](int64_t hw, int64_t cout, int64_t cin, int64_t k) { return 2 * hw * hw * cout * cin * k * k; };
-    int64_t c_in = sub.scaled("width", kStem), hw = kImage;
+    int64_t c_in = sub.scaled("width", stem_channels_), hw = kImage;
     int64_t total = conv(hw, c_in, 1, 3);
     for (int s = 0; s < 3; ++s) {
-      const int64_t c = sub.scaled("width", kStageChannels[s]);
+      const int64_t c = sub.scaled("width", channels_[s]);
       if (s > 0) hw /= 2;
       const int64_t depth = sub.get("depth.s" + std::to_string(s + 1));
       total += conv(hw, c, c_in, 3) + conv(hw, c, c, 3);
@@ -110,6 +125,7 @@ class SortedResNet final : public Model {
   std::vector<std::shared_ptr<Sequential>> stages_;
   std::shared_ptr<Linear> fc_;
   std::vector<BatchNorm2d*> bns_;
+  int64_t stem_channels_, channels_[3], blocks_[3];  // the largest sub-model's sizes
 };
 
 }  // namespace

@@ -175,3 +175,73 @@ TEST(Autograd, BitIdenticalAcrossRuns) {
 
 }  // namespace
 }  // namespace sn
+
+namespace sn {
+namespace {
+
+// Regressions found in review: each of these once gave a wrong result or crashed.
+TEST(AutogradEdgeCases, RetainedGradientIsNotCountedTwice) {
+  Tensor x = leaf(from_vector(std::vector<float>{1, 2}, {2}));
+  Tensor h = x * 2.f;
+  h.retain_grad();
+  Tensor z = sum(h);
+  z.backward(Tensor(), true);
+  z.backward();
+  EXPECT_EQ(to_vector<float>(x.grad()), (std::vector<float>{4, 4}));
+  EXPECT_EQ(to_vector<float>(h.grad()), (std::vector<float>{2, 2}));
+}
+
+TEST(AutogradEdgeCases, GradientsReachWindowsBlasCannotWrite) {
+  // Every other column: a window no GEMM can write; backward goes through a temporary.
+  Tensor W = leaf(random_tensor({4, 8}, 21)), B = leaf(random_tensor({4, 3}, 22));
+  testing::expect_gradcheck([](const std::vector<Tensor>& in) { return matmul(in[0].slice(1, 0, 8, 2).t(), in[1]); },
+                            {W, B});
+  testing::expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[1].t(), in[0].slice(1, 0, 8, 2)); },
+                            {W, B});
+  // The centre tap of a 3×3 filter: its kernel block is not contiguous.
+  Tensor F = leaf(random_tensor({3, 2, 3, 3}, 23));
+  testing::expect_gradcheck([](const std::vector<Tensor>& in) {
+    return conv2d(in[1], in[0].narrow(2, 1, 1).narrow(3, 1, 1));
+  }, {F, leaf(random_tensor({1, 2, 4, 4}, 24))});
+}
+
+TEST(AutogradEdgeCases, ModifiedEmbeddingIndicesAreReported) {
+  Tensor W = leaf(random_tensor({5, 3}, 25));
+  Tensor idx = from_vector(std::vector<int64_t>{1, 2}, {2});
+  Tensor y = embedding(idx, W);
+  idx.fill_(1e6f);
+  EXPECT_THROW(sum(y).backward(), Error);
+}
+
+TEST(AutogradEdgeCases, BadShapesAreErrorsNotCrashes) {
+  Tensor s = sum(random_tensor({3}, 26));  // 0-d
+  EXPECT_THROW(s.size(0), Error);
+  EXPECT_THROW(s.select(0, 0), Error);
+  EXPECT_THROW(sum(s, {0}), Error);
+  EXPECT_THROW(cat({s, s}, 0), Error);
+  EXPECT_THROW(mean(random_tensor({2, 3}, 27), {1, -1}), Error);  // a dim twice
+  EXPECT_THROW(conv2d(random_tensor({1, 1, 2, 2}, 28), random_tensor({1, 1, 3, 3}, 29), Tensor(),
+                      {2, 2, 0, 0, 1, 1, 1}), Error);
+  EXPECT_THROW(max_pool2d(random_tensor({1, 1, 1, 1}, 30), {4, 4, 1, 1, 1, 1}), Error);
+  EXPECT_THROW(random_tensor({4}, 31).as_strided({3}, {int64_t(1) << 62}, 0), Error);
+  EXPECT_THROW(empty({int64_t(1) << 40, int64_t(1) << 40}), Error);
+  // A parameter that is itself a window of larger memory: a view may not reach outside it.
+  Tensor window = random_tensor({4, 4}, 32).narrow(0, 0, 2);
+  window.set_requires_grad(true);
+  EXPECT_THROW(window.as_strided({3, 4}, {4, 1}, 0), Error);
+  EXPECT_NO_THROW(window.as_strided({2, 2}, {4, 1}, 1));
+}
+
+TEST(AutogradEdgeCases, EmptyInnerDimensionGivesZeros) {
+  Tensor a = full({2, 0}, 1.f), b = full({0, 3}, 1.f);
+  EXPECT_EQ(to_vector<float>(matmul(a, b)), std::vector<float>(6, 0.f));
+}
+
+TEST(AutogradEdgeCases, OverlappingCopyShiftsCorrectly) {
+  Tensor t = from_vector(std::vector<float>{0, 1, 2, 3}, {4});
+  t.narrow(0, 1, 3).copy_(t.narrow(0, 0, 3));
+  EXPECT_EQ(to_vector<float>(t), (std::vector<float>{0, 0, 1, 2}));
+}
+
+}  // namespace
+}  // namespace sn

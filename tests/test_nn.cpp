@@ -101,6 +101,40 @@ TEST(Models, ResNetHas216SubModelsWithGrowingCost) {
   EXPECT_EQ(model->parameter_count(space.largest()), expected);
 }
 
+TEST(Models, MobileNetHas72DepthwiseSubModels) {
+  auto model = make_model({"fmnist-mobilenet", BnStats::per_submodel, 2});
+  const SubModelSpace& space = model->space();
+  ASSERT_EQ(space.size(), 72);
+  std::vector<SubModel> all = space.enumerate();
+  for (const SubModel& a : all)
+    for (const SubModel& b : all)
+      if (a.nested_in(b) && !(a == b)) {
+        ASSERT_LT(model->flops(a), model->flops(b)) << a.str() << " vs " << b.str();
+        ASSERT_LT(model->parameter_count(a), model->parameter_count(b)) << a.str();
+      }
+  Tensor x = random_tensor({3, 1, 28, 28}, 5);
+  for (int64_t idx : {int64_t(0), int64_t(41), space.size() - 1}) {
+    SubModel s = space.at(idx);
+    Tensor y = model->forward(x, {s, idx, nullptr});
+    ASSERT_EQ(y.sizes(), (Shape{3, 10})) << s.str();
+    sum(y).backward();
+  }
+  // Depthwise filters are windows too: the smallest sub-model's gradient stays in its window.
+  model->zero_grad();
+  SubModel small = space.smallest();
+  sum(model->forward(x, {small, 0, nullptr})).backward();
+  for (auto& [name, p] : model->named_parameters()) {
+    Tensor g = p->tensor.grad();
+    if (!g.defined()) continue;
+    Shape active = p->active_shape(small);
+    std::vector<float> inside = to_vector<float>(g.prefix(active));
+    double total = 0, in_window = 0;
+    for (float v : to_vector<float>(g)) total += std::fabs(v);
+    for (float v : inside) in_window += std::fabs(v);
+    ASSERT_NEAR(total, in_window, 1e-6 * (1 + total)) << name;
+  }
+}
+
 TEST(Models, PerSubModelBatchNormStatisticsStaySeparate) {
   auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 1});
   const SubModelSpace& space = model->space();

@@ -280,6 +280,21 @@ TEST(Trainer, ExportEqualsTheSlicedSubModel) {
     EXPECT_EQ(to_vector<float>(f.tensors[name]), to_vector<float>(p->tensor.prefix(shape))) << name;
   }
   EXPECT_LT(f.tensors.size(), model.named_parameters().size() + model.named_buffers().size());
+
+  // The file loads into the standalone dense network of that size, whose outputs are the
+  // sliced sub-model's, bit for bit.
+  auto dense = make_model({c.model, parse_bn_stats(c.bn_stats), 99, sub.str()});
+  ASSERT_EQ(dense->space().size(), 1);
+  dense->load_state_dict(f.tensors);
+  EXPECT_EQ(dense->parameter_count(dense->space().at(0)), model.parameter_count(sub));
+  EXPECT_EQ(dense->flops(dense->space().at(0)), model.flops(sub));
+  NoGradGuard no_grad;
+  model.eval();
+  dense->eval();
+  Tensor x = random_tensor({5, 1, 28, 28}, 8);
+  std::vector<float> sliced = to_vector<float>(model.forward(x, {sub, model.space().index_of(sub), nullptr}));
+  std::vector<float> standalone = to_vector<float>(dense->forward(x, {dense->space().at(0), 0, nullptr}));
+  EXPECT_EQ(sliced, standalone);
 }
 
 TEST(Data, MalformedIdxFilesAreRefusedClearly) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 
@@ -15,7 +16,9 @@ namespace sn {
 namespace {
 
 void make_dir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail("train", "cannot create '" + dir + "'");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  SN_CHECK(!ec, "train", "cannot create '", dir, "': ", ec.message());
 }
 
 bool file_exists(const std::string& path) {
@@ -159,9 +162,11 @@ void Trainer::train_until(int64_t until_step) {
                     window_loss / double(window_steps), double(examples) / per_step, elapsed);
       metrics << line << std::flush;
       if (!tty) {
-        std::printf("step %lld/%lld  loss %.4f  lr %.4g  %.1f s/step  ETA %s\n", (long long)step_,
-                    (long long)total_steps_, window_loss / double(window_steps), lr, per_step,
-                    duration(per_step * double(total_steps_ - step_)).c_str());
+        char speed[32];
+        if (per_step >= 1.0) std::snprintf(speed, sizeof(speed), "%.2f s/step", per_step);
+        else std::snprintf(speed, sizeof(speed), "%.1f ms/step", per_step * 1e3);
+        std::printf("step %lld/%lld  loss %.4f  lr %.4g  %s  ETA %s\n", (long long)step_, (long long)total_steps_,
+                    window_loss / double(window_steps), lr, speed, duration(per_step * double(total_steps_ - step_)).c_str());
         std::fflush(stdout);
       }
       window_loss = 0;
@@ -195,7 +200,18 @@ std::vector<EvalRow> Trainer::run() {
                                                  : model_->space().enumerate();
   std::printf("trained in %s; evaluating %zu sub-model(s) on %lld test examples\n", duration(train_s).c_str(),
               subs.size(), (long long)test_set_.size());
-  std::vector<EvalRow> rows = evaluate(*model_, subs, test_set_, train_set_, config_);
+  std::fflush(stdout);
+  const bool tty = ::isatty(STDOUT_FILENO);
+  const auto eval_start = std::chrono::steady_clock::now();
+  std::vector<EvalRow> rows = evaluate(*model_, subs, test_set_, train_set_, config_, [&](int64_t done, int64_t all) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
+    const std::string eta = duration(s / double(done) * double(all - done));
+    if (tty) std::printf("\revaluated %lld/%lld sub-models  ETA %s   %s", (long long)done, (long long)all, eta.c_str(),
+                         done == all ? "\n" : "");
+    else if (done == all || done % std::max<int64_t>(all / 10, 1) == 0)
+      std::printf("evaluated %lld/%lld sub-models  ETA %s\n", (long long)done, (long long)all, eta.c_str());
+    std::fflush(stdout);
+  });
   write_eval_csv(out_dir_ + "/eval.csv", rows);
   write_eval_svg(out_dir_ + "/eval.svg", rows, config_.model + ": accuracy of every sub-model");
   return rows;

@@ -46,10 +46,12 @@ Tensor rows_of(const Tensor& t) {
   return packed.view({R, C});
 }
 
-GradTarget::GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device)
+GradTarget::GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device,
+                       const std::function<bool(const Tensor&)>& usable)
     : ctx_(ctx), i_(i) {
   if (!ctx.needs(i)) return;
   t_ = ctx.window(i);
+  if (t_.defined() && usable && !usable(t_)) t_ = Tensor();
   if (!t_.defined()) {
     t_ = zeros(sizes, DType::f32, device);
     temporary_ = true;

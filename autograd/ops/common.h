@@ -1,6 +1,8 @@
 // autograd/ops/common.h — helpers shared by the op implementations (private).
 #pragma once
 
+#include <functional>
+
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/grad_mode.h"
@@ -26,7 +28,9 @@ Tensor rows_of(const Tensor& t);
 // it has one, else a zeroed temporary that finish() adds in.
 class GradTarget {
  public:
-  GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device);
+  // `usable`: whether the kernel can write into a given window (else a temporary is used).
+  GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device,
+             const std::function<bool(const Tensor&)>& usable = {});
   const Tensor& tensor() const { return t_; }  // undefined when input i needs no gradient
   void finish();
 

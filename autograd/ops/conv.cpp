@@ -16,8 +16,10 @@ Tensor with_planes(const Tensor& x) {
   return p;
 }
 
+// Output positions along one dim; 0 when the (padded) input is smaller than the kernel.
 int64_t out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation) {
-  return (in + 2 * pad - dilation * (k - 1) - 1) / stride + 1;
+  const int64_t span = in + 2 * pad - dilation * (k - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
 }
 
 void check_nchw(const char* op, const Tensor& x) {
@@ -57,7 +59,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dGeo
     const Tensor& xv = sx.get("conv2d");
     const Tensor& wv = sw.get("conv2d");
     Tensor dx = ctx.needs(0) ? empty(xv.sizes(), DType::f32, xv.device()) : Tensor();
-    GradTarget dw(ctx, 1, w_sizes, xv.device()), db(ctx, 2, {w_sizes[0]}, xv.device());
+    // The im2col path writes dW as a matrix: its kernel block must be contiguous.
+    auto writable = [depthwise = g.groups > 1 && w_sizes[1] == 1](const Tensor& t) {
+      return depthwise || ((t.size(3) <= 1 || t.stride(3) == 1) && (t.size(2) <= 1 || t.stride(2) == t.size(3)) &&
+                           (t.size(1) <= 1 || t.stride(1) == t.size(2) * t.size(3)));
+    };
+    GradTarget dw(ctx, 1, w_sizes, xv.device(), writable), db(ctx, 2, {w_sizes[0]}, xv.device());
     kernels(xv).conv2d_backward(dx, dw.tensor(), db.tensor(), ctx.grad(), xv, wv, g);
     dw.finish();
     db.finish();

@@ -20,9 +20,11 @@ Tensor embedding(const Tensor& index, const Tensor& weight) {
   Shape out_shape = index.sizes();
   out_shape.push_back(D);
   Shape w_sizes = weight.sizes();
-  Tensor out = record("embedding", y, {&index, &weight}, [flat, w_sizes](BackwardContext& ctx) {
-    GradTarget dw(ctx, 1, w_sizes, flat.device());
-    kernels(flat).embedding_backward(dw.tensor(), ctx.grad(), flat);
+  Saved saved_index(flat);  // an in-place change of the indices must not redirect the gradient
+  Tensor out = record("embedding", y, {&index, &weight}, [saved_index, w_sizes](BackwardContext& ctx) {
+    const Tensor& idx = saved_index.get("embedding");
+    GradTarget dw(ctx, 1, w_sizes, idx.device());
+    kernels(idx).embedding_backward(dw.tensor(), ctx.grad(), idx);
     dw.finish();
   });
   return out.view(out_shape);

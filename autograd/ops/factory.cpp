@@ -8,7 +8,12 @@ namespace sn {
 Tensor empty(const Shape& sizes, DType dtype, Device device) {
   for (int64_t s : sizes) SN_CHECK(s >= 0, "empty", "negative size in ", shape_str(sizes));
   backend_for(device);  // a backend registers its device allocator on first use
-  auto storage = std::make_shared<Storage>(size_t(numel_of(sizes)) * element_size(dtype), device);
+  int64_t n = 1, bytes = 0;
+  for (int64_t s : sizes)
+    SN_CHECK(!__builtin_mul_overflow(n, s, &n), "empty", "shape ", shape_str(sizes), " has too many elements");
+  SN_CHECK(!__builtin_mul_overflow(n, int64_t(element_size(dtype)), &bytes), "empty", "shape ", shape_str(sizes),
+           " is too large");
+  auto storage = std::make_shared<Storage>(size_t(bytes), device);
   return Tensor::from_storage(std::move(storage), sizes, contiguous_strides(sizes), 0, dtype);
 }
 

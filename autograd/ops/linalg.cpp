@@ -9,9 +9,15 @@ using namespace ops;
 
 namespace {
 
+// Whether BLAS can write a GEMM result into t: each matrix row- or column-major.
+bool blas_writable(const Tensor& t) {
+  const int64_t r = t.size(-2), c = t.size(-1), sr = t.stride(-2), sc = t.stride(-1);
+  return ((c <= 1 || sc == 1) && (r <= 1 || sr >= c)) || ((r <= 1 || sr == 1) && (c <= 1 || sc >= r));
+}
+
 // dst (a gradient window, or a temporary) += a @ b.
 void gemm_into(BackwardContext& ctx, size_t i, const Tensor& a, const Tensor& b, const Shape& sizes) {
-  GradTarget target(ctx, i, sizes, a.device());
+  GradTarget target(ctx, i, sizes, a.device(), blas_writable);
   if (target.tensor().defined()) kernels(a).gemm(target.tensor(), a, b, 1.f, 1.f);
   target.finish();
 }

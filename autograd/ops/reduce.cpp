@@ -36,6 +36,7 @@ Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) {
   std::vector<bool> reduced(size_t(x.dim()), false);
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, x.dim(), "sum");
+    SN_CHECK(!reduced[size_t(w)], "sum", "dim ", d, " listed twice in ", shape_str(dims));
     reduced[size_t(w)] = true;
     keep[size_t(w)] = 1;
   }
@@ -55,10 +56,10 @@ Tensor mean(const Tensor& x) {
 }
 
 Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) {
-  int64_t count = 1;
-  for (int64_t d : dims) count *= x.size(d);
-  SN_CHECK(count > 0, "mean", "over an empty dim of ", shape_str(x.sizes()));
-  return sum(x, dims, keepdim) * (1.f / float(count));
+  Tensor total = sum(x, dims, keepdim);  // validates dims (range, no repeats)
+  const int64_t count = x.numel() / std::max<int64_t>(total.numel(), 1);
+  SN_CHECK(x.numel() > 0, "mean", "over an empty dim of ", shape_str(x.sizes()));
+  return total * (1.f / float(count));
 }
 
 }  // namespace sn

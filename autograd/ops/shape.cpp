@@ -123,7 +123,9 @@ Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace("copy_", *this);
   SN_CHECK(src.defined(), "copy_", "undefined source");
   check_same_device("copy_", *this, src);
-  backend_for(device()).copy(detach(), src.detach().expand(sizes()));
+  Tensor from = src.detach().expand(sizes());
+  if (from.storage() == storage()) from = from.clone();  // the same memory: copy through a temporary
+  backend_for(device()).copy(detach(), from);
   bump_version();
   return *this;
 }

@@ -39,6 +39,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   SN_CHECK(logits.dim() == 2 && target.dim() == 1 && target.size(0) == logits.size(0),
            "cross_entropy", "expects logits [N, C] and target [N], got ",
            shape_str(logits.sizes()), " and ", shape_str(target.sizes()));
+  check_same_device("cross_entropy", logits, target);
   SN_CHECK(target.dtype() == DType::i64 || target.dtype() == DType::i32, "cross_entropy",
            "target must be i64 or i32, got ", dtype_name(target.dtype()));
   SN_CHECK(smoothing >= 0.f && smoothing < 1.f, "cross_entropy", "label smoothing ", smoothing,

@@ -31,7 +31,11 @@ void CpuBackend::embedding(const Tensor& y, const Tensor& weight, const Tensor& 
 
 void CpuBackend::embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index) {
   check_f32("embedding_backward", {&dweight, &dy});
-  const int64_t R = index.size(0), D = dweight.size(1);
+  const int64_t R = index.size(0), D = dweight.size(1), V = dweight.size(0);
+  for (int64_t r = 0; r < R; ++r) {
+    int64_t i = index_at(index, r);
+    SN_CHECK(i >= 0 && i < V, "embedding_backward", "index ", i, " at position ", r, " outside [0, ", V, ")");
+  }
   // Threads own column ranges, so repeated indices never race.
   const int64_t chunks = std::min<int64_t>(std::max<int64_t>(1, R * D / kParallelGrain), 8);
   const int64_t chunk = (D + chunks - 1) / chunks;

@@ -1,6 +1,8 @@
 // kernels/cpu/gemm.cpp — GEMM on strided views through CBLAS (leading dimensions, no copies).
 #include <cblas.h>
 
+#include <cstdint>
+
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -53,13 +55,18 @@ void gemm2d(const Tensor& c, const Tensor& a_in, const Tensor& b_in, float alpha
     // Column-major output: compute c^T = b^T a^T instead.
     return gemm2d(c.t(), b_in.t(), a_in.t(), alpha, beta);
   }
-  if (K == 0) {  // c = beta * c
-    backend_for(c.device()).affine(c, c, beta, 0.f);
+  if (K == 0) {  // c = beta * c; beta = 0 must not keep NaNs of uninitialised memory
+    if (beta == 0.f) backend_for(c.device()).fill(c, 0.f);
+    else backend_for(c.device()).affine(c, c, beta, 0.f);
     return;
   }
+  for (int64_t v : {M, N, K})
+    SN_CHECK(v <= INT32_MAX, "gemm", "dimension ", v, " exceeds the BLAS int range");
   Tensor a = describe(a_in).ok ? a_in : packed(a_in);
   Tensor b = describe(b_in).ok ? b_in : packed(b_in);
   BlasOperand ad = describe(a), bd = describe(b);
+  for (int64_t ld : {ad.ld, bd.ld, cd.ld})
+    SN_CHECK(ld <= INT32_MAX, "gemm", "leading dimension ", ld, " exceeds the BLAS int range");
   cblas_sgemm(CblasRowMajor, ad.trans, bd.trans, int(M), int(N), int(K), alpha, ad.ptr, int(ad.ld),
               bd.ptr, int(bd.ld), beta, c.data<float>(), int(cd.ld));
 }

@@ -50,8 +50,10 @@ void for_each_row(const Shape& sizes, const std::array<Shape, N>& strides, Fn&& 
   int64_t rows = 1;
   for (int64_t d = 0; d < outer_dims; ++d) rows *= sz[d];
 
+  // Inside a parallel region (a caller already split the work) everything runs on this thread.
+  const bool nested = omp_in_parallel();
   if (rows == 1) {  // one long run: split it into chunks
-    int64_t chunks = n >= 2 * kParallelGrain ? omp_get_max_threads() : 1;
+    int64_t chunks = n >= 2 * kParallelGrain && !nested ? omp_get_max_threads() : 1;
     int64_t chunk = (n + chunks - 1) / chunks;
 #pragma omp parallel for if (chunks > 1) schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
@@ -63,7 +65,7 @@ void for_each_row(const Shape& sizes, const std::array<Shape, N>& strides, Fn&& 
     }
     return;
   }
-#pragma omp parallel for if (rows * n >= kParallelGrain) schedule(static)
+#pragma omp parallel for if (rows * n >= kParallelGrain && !nested) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     Offsets<N> off{};
     int64_t rem = r;
@@ -79,7 +81,7 @@ void for_each_row(const Shape& sizes, const std::array<Shape, N>& strides, Fn&& 
 // Parallel loop over [0, n) when the total work (n * cost) is worth threads.
 template <class Fn>
 void parallel_for(int64_t n, int64_t cost_per_item, Fn&& fn) {
-#pragma omp parallel for if (n > 1 && n * cost_per_item >= kParallelGrain) schedule(static)
+#pragma omp parallel for if (n > 1 && n * cost_per_item >= kParallelGrain && !omp_in_parallel()) schedule(static)
   for (int64_t i = 0; i < n; ++i) fn(i);
 }
 

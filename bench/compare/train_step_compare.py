@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""Training-step time of W1 and W2 sub-models (full, half width, smallest) in sortednet and in
+PyTorch CPU, each pair measured back to back, in several rounds (medians reported). Usage from
+the repository root after a build:
+
+    bench/compare/train_step_compare.py [--build build] [--rounds 2]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+
+NAMES = ["mlp_full", "mlp_half", "mlp_smallest", "resnet_full", "resnet_half", "resnet_smallest"]
+MFLOPS = {}
+
+
+def env():
+    e = dict(os.environ)
+    e.pop("OPENBLAS_CORETYPE", None)
+    e.pop("OPENBLAS_L2_SIZE", None)
+    return e
+
+
+def ours(build, name, min_time):
+    out = subprocess.run([os.path.join(build, "bin", "bench_train_step"), f"--benchmark_filter=step/{name}$",
+                          "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
+                         check=True, capture_output=True, text=True, env=env()).stdout
+    b = json.loads(out)["benchmarks"][0]
+    MFLOPS[name] = b["MFLOPs/example"]
+    return b["real_time"]  # ms
+
+
+def torch(name, min_time):
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(["/usr/bin/python3", os.path.join(here, "train_step_torch.py"), f"--only={name}",
+                          f"--min-time={min_time}"], check=True, capture_output=True, text=True, env=env()).stdout
+    return json.loads(out.splitlines()[0])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=2.0)
+    args = ap.parse_args()
+    ours_ms, torch_ms, threads = {}, {}, {}
+    for _ in range(args.rounds):
+        for name in NAMES:
+            ours_ms.setdefault(name, []).append(ours(args.build, name, args.min_time))
+            t = torch(name, args.min_time)
+            torch_ms.setdefault(name, []).append(t["ms"])
+            threads[name] = t["threads"]
+    print("| sub-model | MFLOPs/example | sortednet ms/step | PyTorch ms/step (threads) | PyTorch / sortednet |")
+    print("|---|---|---|---|---|")
+    for name in NAMES:
+        a, b = statistics.median(ours_ms[name]), statistics.median(torch_ms[name])
+        print(f"| {name} | {MFLOPS[name]:.2f} | {a:.1f} | {b:.1f} ({threads[name]}) | {b / a:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
