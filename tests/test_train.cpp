@@ -329,3 +329,60 @@ TEST(Data, LoaderBatchesAreAFunctionOfEpochAndIndex) {
 
 }  // namespace
 }  // namespace sn
+
+namespace sn {
+namespace {
+
+TEST(Data, Cifar10BinaryBatches) {
+  const std::string dir = temp_dir("cifar");
+  std::string records;
+  for (int r = 0; r < 5; ++r) {
+    records += char(r % 10);
+    for (int p = 0; p < 3072; ++p) records += char((p / 1024) * 80 + r);  // channel c has value 80c + r
+  }
+  std::ofstream(dir + "/data_batch_1.bin", std::ios::binary) << records;
+  Dataset d = load_cifar10({dir + "/data_batch_1.bin"});
+  ASSERT_EQ(d.images.sizes(), (Shape{5, 3, 32, 32}));
+  EXPECT_EQ(to_vector<int64_t>(d.labels), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  // Pixel (record 2, channel 1) = 82, normalised with channel 1's statistics.
+  EXPECT_NEAR(to_vector<float>(d.images.select(0, 2).select(0, 1))[0], (82.f / 255.f - 0.4822f) / 0.2435f, 1e-5f);
+  std::ofstream(dir + "/bad.bin", std::ios::binary) << records.substr(0, 100);
+  EXPECT_THROW(load_cifar10({dir + "/bad.bin"}), Error);
+  std::string bad_label = records;
+  bad_label[0] = char(12);
+  std::ofstream(dir + "/label.bin", std::ios::binary) << bad_label;
+  EXPECT_THROW(load_cifar10({dir + "/label.bin"}), Error);
+}
+
+TEST(Trainer, IndependentModeTrainsOneSubModelOnly) {
+  const std::string data = write_tiny_idx(temp_dir("data3"), 256, 64);
+  TrainConfig c = tiny_config(data);
+  c.independent = "width=256";
+  c.epochs = 1;
+  Trainer t(c, temp_dir("independent"));
+  std::vector<EvalRow> rows = t.run();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].submodel, "width=256");
+  // Nothing outside the sub-model's window moved from its initial value.
+  auto fresh = make_model({c.model, parse_bn_stats(c.bn_stats), c.seed});
+  Tensor trained = t.model().named_parameters()[2].second->tensor, init = fresh->named_parameters()[2].second->tensor;
+  EXPECT_EQ(to_vector<float>(trained.narrow(0, 256, 768)), to_vector<float>(init.narrow(0, 256, 768)));
+  EXPECT_NE(to_vector<float>(trained.prefix({256, 256})), to_vector<float>(init.prefix({256, 256})));
+}
+
+TEST(Trainer, DistillationAndFreshBatchesPerSubModel) {
+  const std::string data = write_tiny_idx(temp_dir("data4"), 320, 64);
+  TrainConfig c = tiny_config(data);
+  c.distill_alpha = 0.5;
+  c.distill_temperature = 2.0;
+  c.new_batch_per_submodel = true;  // 3 sub-models per step consume 3 batches
+  c.epochs = 3;
+  Trainer t(c, temp_dir("distill"));
+  EXPECT_EQ(t.total_steps(), 3 * (320 / 32) / 3);
+  std::vector<EvalRow> rows = t.run();
+  for (const EvalRow& r : rows) EXPECT_TRUE(std::isfinite(r.loss)) << r.submodel;
+  EXPECT_GT(rows.back().accuracy, 0.5);
+}
+
+}  // namespace
+}  // namespace sn

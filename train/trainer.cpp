@@ -70,8 +70,9 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   std::vector<int64_t> flops;
   for (const SubModel& s : space.enumerate()) flops.push_back(model_->flops(s));
   const int64_t per_step = independent_ >= 0 ? 1 : config_.submodels_per_step;
-  sampler_ = std::make_unique<Sampler>(space, parse_sampler(config_.sampler), per_step, config_.seed, flops,
-                                       config_.sampler_power);
+  // Independent mode never samples; its (unused) sampler must still accept one per step.
+  const SamplerKind kind = independent_ >= 0 ? SamplerKind::uniform : parse_sampler(config_.sampler);
+  sampler_ = std::make_unique<Sampler>(space, kind, per_step, config_.seed, flops, config_.sampler_power);
   optimizer_ = std::make_unique<Optimizer>(*model_, config_.optimizer_config());
   schedule_ = config_.schedule_config();
   loader_ = std::make_unique<BatchLoader>(train_set_, config_.batch_size, true,

@@ -23,7 +23,7 @@ def env():
 
 
 def ours(build, name, min_time):
-    out = subprocess.run([os.path.join(build, "bin", "bench_train_step"), f"--benchmark_filter=step/{name}$",
+    out = subprocess.run([os.path.join(build, "bin", "bench_train_step"), f"--benchmark_filter=step/{name}/",
                           "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
                          check=True, capture_output=True, text=True, env=env()).stdout
     b = json.loads(out)["benchmarks"][0]
