@@ -3,6 +3,9 @@
 // The filter may be any window of a larger filter (the first Cout and Cin/groups channels):
 // its [Cin/g, KH, KW] block is contiguous per output channel, so it is a BLAS matrix with
 // leading dimension w.stride(0) — no packing. dW is accumulated into that window with beta = 1.
+#include <cblas.h>
+#include <omp.h>
+
 #include <algorithm>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -205,6 +208,88 @@ void depthwise_filter_grad(const Tensor& dw, const Tensor& dy, const Tensor& x, 
   });
 }
 
+// ---- batch-parallel path: images split across threads, one single-threaded GEMM each ----
+// Each thread's column buffer (K × Ho·Wo floats) stays in its core's cache, and the GEMM writes
+// straight into the output planes, so no scatter copy is needed. Used when there are at least as
+// many images as threads; OpenBLAS runs single-threaded inside the parallel region.
+
+// C[M,N] (row stride ldc) = alpha · op(A) · op(B) + beta · C.
+inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N),
+              int(K), 1.f, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+
+bool per_image(const ConvDims& d) {
+  const int threads = omp_get_max_threads();
+  return threads > 1 && d.N >= threads;
+}
+
+void forward_per_image(const Tensor& y, const Tensor& x, const Tensor& w, const ConvDims& d) {
+  const int threads = omp_get_max_threads();
+  const int64_t K = d.K(), P = d.P();
+  std::vector<Tensor> cols;
+  for (int t = 0; t < threads; ++t) cols.push_back(scratch({K, P}));
+  const Planes ys(y);
+  const float* wp = w.data<float>();
+  const int64_t ldw = w.stride(0);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < d.N; ++n) {
+    const Tensor& c = cols[size_t(omp_get_thread_num())];
+    for (int64_t grp = 0; grp < d.groups; ++grp) {
+      im2col(c, x, d, grp, n, 1);
+      sgemm(false, false, d.Cg_out, P, K, wp + grp * d.Cg_out * ldw, ldw, c.data<float>(), P, 0.f,
+            ys(n, grp * d.Cg_out), ys.sc);
+    }
+  }
+}
+
+void backward_per_image(const Tensor& dx, const Tensor& dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                        const ConvDims& d) {
+  const int threads = omp_get_max_threads();
+  const int64_t K = d.K(), P = d.P(), per_group = d.Cg_out * K;
+  std::vector<Tensor> cols, dcols, dw_part;
+  for (int t = 0; t < threads; ++t) {
+    cols.push_back(scratch({K, P}));
+    if (dx.defined()) dcols.push_back(scratch({K, P}));
+    if (dw.defined()) {
+      dw_part.push_back(scratch({d.groups * per_group}));
+      std::fill(dw_part.back().data<float>(), dw_part.back().data<float>() + d.groups * per_group, 0.f);
+    }
+  }
+  const Planes dys(dy);
+  const float* wp = w.data<float>();
+  const int64_t ldw = w.stride(0);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < d.N; ++n) {
+    const int t = omp_get_thread_num();
+    for (int64_t grp = 0; grp < d.groups; ++grp) {
+      const float* g = dys(n, grp * d.Cg_out);  // [Cg_out, P], row stride dys.sc
+      if (dw.defined()) {  // this thread's dW += dy_n · cols_nᵀ
+        im2col(cols[size_t(t)], x, d, grp, n, 1);
+        sgemm(false, true, d.Cg_out, K, P, g, dys.sc, cols[size_t(t)].data<float>(), P, 1.f,
+              dw_part[size_t(t)].data<float>() + grp * per_group, K);
+      }
+      if (dx.defined()) {  // dcols = Wᵀ · dy_n, folded back into dx[n]
+        sgemm(true, false, K, P, d.Cg_out, wp + grp * d.Cg_out * ldw, ldw, g, dys.sc, 0.f,
+              dcols[size_t(t)].data<float>(), P);
+        col2im(dx, dcols[size_t(t)], d, grp, n, 1);
+      }
+    }
+  }
+  if (!dw.defined()) return;
+  // The partial sums, added into the filter gradient's window in thread order (deterministic).
+  for (int64_t grp = 0; grp < d.groups; ++grp) {
+    Tensor dwm = filter_matrix(dw, d, grp);
+    float* out = dwm.data<float>();
+    for (int t = 0; t < threads; ++t) {
+      const float* part = dw_part[size_t(t)].data<float>() + grp * per_group;
+      for (int64_t r = 0; r < d.Cg_out; ++r)
+        for (int64_t k = 0; k < K; ++k) out[r * dwm.stride(0) + k] += part[r * K + k];
+    }
+  }
+}
+
 }  // namespace
 
 void CpuBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, const Tensor& b,
@@ -218,6 +303,9 @@ void CpuBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, co
   } else {
     // A filter whose kernel block is not contiguous (a window in KH/KW) is packed once.
     Tensor w = packed_filter(w_in);
+    if (per_image(d)) {
+      forward_per_image(y, x, w, d);
+    } else {
     const int64_t nb_max = chunk_images(d), P = d.P();
     Tensor cols_buf = scratch({d.K(), nb_max * P});
     Tensor out_buf = scratch({d.Cg_out, nb_max * P});
@@ -236,6 +324,7 @@ void CpuBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, co
           std::copy(o + co * nb * P + j * P, o + co * nb * P + (j + 1) * P, yp);
         });
       }
+    }
     }
   }
   if (b.defined()) {
@@ -273,6 +362,7 @@ void CpuBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tenso
   Tensor w = packed_filter(w_in);
   SN_CHECK(!dw.defined() || filter_is_blas_ready(dw), "conv2d_backward",
            "filter gradient window needs a contiguous kernel block, strides ", shape_str(dw.strides()));
+  if (per_image(d)) return backward_per_image(dx, dw, dy, x, w, d);
   const int64_t nb_max = chunk_images(d), P = d.P();
   Tensor cols_buf = scratch({d.K(), nb_max * P});
   Tensor dcols_buf = dx.defined() ? scratch({d.K(), nb_max * P}) : Tensor();
