@@ -43,17 +43,19 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(NAMES))
     args = ap.parse_args()
+    names = [n for n in NAMES if not args.only or n in args.only.split(",")]
     ours_ms, torch_ms, threads = {}, {}, {}
     for _ in range(args.rounds):
-        for name in NAMES:
+        for name in names:
             ours_ms.setdefault(name, []).append(ours(args.build, name, args.min_time))
             t = torch(name, args.min_time)
             torch_ms.setdefault(name, []).append(t["ms"])
             threads[name] = t["threads"]
     print("| sub-model | MFLOPs/example | sortednet ms/step | PyTorch ms/step (threads) | PyTorch / sortednet |")
     print("|---|---|---|---|---|")
-    for name in NAMES:
+    for name in names:
         a, b = statistics.median(ours_ms[name]), statistics.median(torch_ms[name])
         print(f"| {name} | {MFLOPS[name]:.2f} | {a:.1f} | {b:.1f} ({threads[name]}) | {b / a:.2f}x |")
 

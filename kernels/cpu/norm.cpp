@@ -1,4 +1,5 @@
 // kernels/cpu/norm.cpp — LayerNorm / RMSNorm over rows [R, D], BatchNorm over NCHW channels.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -19,6 +20,20 @@ inline float at1(const Tensor& t, int64_t i, float dflt) {
 inline const float* plane(const Tensor& x, int64_t n, int64_t c) {
   return x.data<float>() + n * x.stride(0) + c * x.stride(1);
 }
+// Sum of f(i) over [0, n) with 16 independent float accumulators (the compiler vectorises them),
+// combined in double: per plane the float error stays small, across planes double carries it.
+template <class F>
+double lane_sum(int64_t n, F f) {
+  float acc[16] = {0.f};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += f(i + j);
+  double s = 0.0;
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  for (; i < n; ++i) s += f(i);
+  return s;
+}
+
 void check_nchw(const char* op, const Tensor& x) {
   SN_CHECK(x.dim() == 4 && (x.size(3) <= 1 || x.stride(3) == 1) &&
                (x.size(2) <= 1 || x.stride(2) == x.size(3)),
@@ -96,18 +111,17 @@ void CpuBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const T
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const double count = double(N * P);
   parallel_for(C, N * P * 2, [&](int64_t c) {
-    double s = 0.0;
+    // One pass over values shifted by a sample of the channel (keeps E[x²]-E[x]² well conditioned).
+    const float shift = plane(x, 0, c)[0];
+    double s = 0.0, ss = 0.0;
     for (int64_t n = 0; n < N; ++n) {
       const float* p = plane(x, n, c);
-      for (int64_t i = 0; i < P; ++i) s += p[i];
+      s += lane_sum(P, [&](int64_t i) { return p[i] - shift; });
+      ss += lane_sum(P, [&](int64_t i) { return (p[i] - shift) * (p[i] - shift); });
     }
-    double mu = s / count, ss = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* p = plane(x, n, c);
-      for (int64_t i = 0; i < P; ++i) ss += (p[i] - mu) * (p[i] - mu);
-    }
-    mean.data<float>()[c * mean.stride(0)] = float(mu);
-    var.data<float>()[c * var.stride(0)] = float(ss / count);
+    const double m = s / count;
+    mean.data<float>()[c * mean.stride(0)] = float(shift + m);
+    var.data<float>()[c * var.stride(0)] = float(std::max(ss / count - m * m, 0.0));
   });
 }
 
@@ -141,10 +155,8 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
     for (int64_t n = 0; n < N; ++n) {
       const float* xp = plane(x, n, c);
       const float* gp = plane(dy, n, c);
-      for (int64_t i = 0; i < P; ++i) {
-        sum_g += gp[i];
-        sum_gx += double(gp[i]) * double((xp[i] - mu) * is);
-      }
+      sum_g += lane_sum(P, [&](int64_t i) { return gp[i]; });
+      sum_gx += lane_sum(P, [&](int64_t i) { return gp[i] * ((xp[i] - mu) * is); });
     }
     if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
     if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
