@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Reproduces docs/results.md for W2: one sorted run of all 216 sub-models and independent
+# baselines (each sub-model trained alone with the same recipe), then the comparison table.
+#   tools/results-w2.sh [EPOCHS] [TEST_LIMIT]     (defaults: the full recipe's 30 epochs, all 10k)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs="${1:-30}"
+test_limit="${2:-0}"
+out="runs/results-w2-e${epochs}"
+common=(--set "train.epochs=${epochs}" --set "data.test_limit=${test_limit}" --set eval.batch_size=1000
+        --set eval.latency_repeats=3)
+tools/build.sh >/dev/null
+
+# All 216 sub-models together; BatchNorm recalibrated per sub-model before evaluation.
+build/bin/sortednet train --config configs/fmnist-resnet.toml "${common[@]}" \
+  --set model.bn_stats=recalibrate --set eval.recalibration_batches=5 --out "$out/sorted"
+
+# Independent baselines: the full model, the smallest, width 1/2 at full depth, full width at
+# depth (1,1,1), and two in between.
+baselines=("width=8/8" "width=1/8,depth.s1=1,depth.s2=1,depth.s3=1" "width=4/8" "width=8/8,depth.s1=1,depth.s2=1,depth.s3=1"
+           "width=2/8,depth.s1=2,depth.s2=2,depth.s3=2" "width=6/8,depth.s1=3,depth.s2=1,depth.s3=2")
+for i in "${!baselines[@]}"; do
+  build/bin/sortednet train --config configs/fmnist-resnet.toml "${common[@]}" \
+    --set "train.independent=${baselines[$i]}" --out "$out/independent-$i"
+done
+/usr/bin/python3 tools/results_table.py "$out"
