@@ -1,10 +1,8 @@
 // core/allocator.cpp — the CPU caching allocator and the per-device allocator registry.
 #include "core/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
-#include <mutex>
-#include <unordered_map>
-#include <vector>
 
 #include "core/error.h"
 
@@ -24,85 +22,86 @@ size_t round_size(size_t n) {
   return (n + quarter - 1) / quarter * quarter;
 }
 
-class CpuCachingAllocator final : public Allocator {
+class CpuCachingAllocator final : public CachingAllocator {
  public:
+  CpuCachingAllocator() : CachingAllocator("host", kMaxCachedBytes) {}
   ~CpuCachingAllocator() override { empty_cache(); }
 
-  void* allocate(size_t nbytes) override {
-    detail::notify_allocation(nbytes);
-    size_t size = round_size(nbytes == 0 ? 1 : nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.requests++;
-    stats_.requested_bytes += nbytes;
-    void* ptr = nullptr;
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      ptr = it->second.back();
-      it->second.pop_back();
-      stats_.cache_hits++;
-      stats_.cached_bytes -= size;
-    } else {
-      ptr = std::aligned_alloc(kAlignment, size);
-      if (!ptr) {  // give the cache back and try once more before failing
-        release_all_locked();
-        ptr = std::aligned_alloc(kAlignment, size);
-      }
-      if (!ptr) fail("allocate", detail::concat("out of host memory allocating ", nbytes, " bytes"));
-      stats_.system_allocs++;
-    }
-    stats_.current_bytes += size;
-    if (stats_.current_bytes > stats_.peak_bytes) stats_.peak_bytes = stats_.current_bytes;
-    return ptr;
-  }
-
-  void deallocate(void* ptr, size_t nbytes) override {
-    if (!ptr) return;
-    size_t size = round_size(nbytes == 0 ? 1 : nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.current_bytes -= size;
-    if (stats_.cached_bytes + size > kMaxCachedBytes) {
-      std::free(ptr);
-      return;
-    }
-    free_[size].push_back(ptr);
-    stats_.cached_bytes += size;
-  }
-
-  void empty_cache() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    release_all_locked();
-  }
-
-  AllocatorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-
-  void reset_stats() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    AllocatorStats fresh;
-    fresh.current_bytes = fresh.peak_bytes = stats_.current_bytes;
-    fresh.cached_bytes = stats_.cached_bytes;
-    stats_ = fresh;
-  }
-
- private:
-  void release_all_locked() {
-    for (auto& [size, blocks] : free_)
-      for (void* p : blocks) std::free(p);
-    free_.clear();
-    stats_.cached_bytes = 0;
-  }
-
-  mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  AllocatorStats stats_;
+ protected:
+  size_t round(size_t nbytes) const override { return round_size(nbytes == 0 ? 1 : nbytes); }
+  void* system_allocate(size_t size) override { return std::aligned_alloc(kAlignment, size); }
+  void system_free(void* ptr) override { std::free(ptr); }
 };
 
 Allocator* g_allocators[kDeviceTypes] = {nullptr, nullptr};
 thread_local std::function<void(size_t)> t_observer;
 
 }  // namespace
+
+void* CachingAllocator::allocate(size_t nbytes) {
+  detail::notify_allocation(nbytes);
+  const size_t size = round(nbytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.requests++;
+  stats_.requested_bytes += nbytes;
+  void* ptr = nullptr;
+  auto it = free_.find(size);
+  if (it != free_.end() && !it->second.empty()) {
+    ptr = it->second.back();
+    it->second.pop_back();
+    stats_.cache_hits++;
+    stats_.cached_bytes -= size;
+  } else {
+    ptr = system_allocate(size);
+    if (!ptr) {  // give the cache back and try once more before failing
+      release_all_locked();
+      ptr = system_allocate(size);
+    }
+    if (!ptr) fail("allocate", detail::concat("out of ", memory_name_, " memory allocating ", nbytes, " bytes"));
+    stats_.system_allocs++;
+  }
+  stats_.current_bytes += size;
+  stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+  return ptr;
+}
+
+void CachingAllocator::deallocate(void* ptr, size_t nbytes) {
+  if (!ptr) return;
+  const size_t size = round(nbytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.current_bytes -= size;
+  if (stats_.cached_bytes + size > max_cached_bytes_) {
+    system_free(ptr);
+    return;
+  }
+  free_[size].push_back(ptr);
+  stats_.cached_bytes += size;
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_all_locked();
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CachingAllocator::reset_stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  AllocatorStats fresh;
+  fresh.current_bytes = fresh.peak_bytes = stats_.current_bytes;
+  fresh.cached_bytes = stats_.cached_bytes;
+  stats_ = fresh;
+}
+
+void CachingAllocator::release_all_locked() {
+  for (auto& [size, blocks] : free_)
+    for (void* p : blocks) system_free(p);
+  free_.clear();
+  stats_.cached_bytes = 0;
+}
 
 Allocator& allocator_for(Device device) {
   if (device.is_cpu()) {

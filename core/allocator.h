@@ -4,6 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "core/device.h"
 
@@ -30,6 +33,32 @@ class Allocator {
   virtual void empty_cache() {}
   virtual AllocatorStats stats() const = 0;
   virtual void reset_stats() = 0;
+};
+
+// Keeps freed blocks by rounded size and hands them out again, so a training loop stops calling
+// the system allocator after its first step. A device supplies the system calls and the rounding.
+class CachingAllocator : public Allocator {
+ public:
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* ptr, size_t nbytes) override;
+  void empty_cache() override;
+  AllocatorStats stats() const override;
+  void reset_stats() override;
+
+ protected:
+  CachingAllocator(const char* memory_name, uint64_t max_cached_bytes)
+      : memory_name_(memory_name), max_cached_bytes_(max_cached_bytes) {}
+  virtual size_t round(size_t nbytes) const = 0;
+  virtual void* system_allocate(size_t size) = 0;  // nullptr when the memory is exhausted
+  virtual void system_free(void* ptr) = 0;
+
+ private:
+  void release_all_locked();
+  const char* memory_name_;
+  uint64_t max_cached_bytes_;
+  mutable std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  AllocatorStats stats_;
 };
 
 // The allocator serving a device; a backend registers its own (CUDA does).

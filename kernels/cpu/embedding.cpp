@@ -13,15 +13,19 @@ int64_t index_at(const Tensor& index, int64_t r) {
            dtype_name(index.dtype()));
   return index.data<int32_t>()[r * index.stride(0)];
 }
+// Every index names a row of the table (checked before any thread reads or writes).
+void check_indices(const char* op, const Tensor& index, int64_t rows) {
+  for (int64_t r = 0; r < index.size(0); ++r) {
+    const int64_t i = index_at(index, r);
+    SN_CHECK(i >= 0 && i < rows, op, "index ", i, " at position ", r, " outside [0, ", rows, ")");
+  }
+}
 }  // namespace
 
 void CpuBackend::embedding(const Tensor& y, const Tensor& weight, const Tensor& index) {
   check_f32("embedding", {&y, &weight});
-  const int64_t R = index.size(0), V = weight.size(0), D = weight.size(1);
-  for (int64_t r = 0; r < R; ++r) {
-    int64_t i = index_at(index, r);
-    SN_CHECK(i >= 0 && i < V, "embedding", "index ", i, " at position ", r, " outside [0, ", V, ")");
-  }
+  const int64_t R = index.size(0), D = weight.size(1);
+  check_indices("embedding", index, weight.size(0));
   parallel_for(R, D, [&](int64_t r) {
     const float* src = weight.data<float>() + index_at(index, r) * weight.stride(0);
     float* dst = y.data<float>() + r * y.stride(0);
@@ -31,11 +35,8 @@ void CpuBackend::embedding(const Tensor& y, const Tensor& weight, const Tensor& 
 
 void CpuBackend::embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index) {
   check_f32("embedding_backward", {&dweight, &dy});
-  const int64_t R = index.size(0), D = dweight.size(1), V = dweight.size(0);
-  for (int64_t r = 0; r < R; ++r) {
-    int64_t i = index_at(index, r);
-    SN_CHECK(i >= 0 && i < V, "embedding_backward", "index ", i, " at position ", r, " outside [0, ", V, ")");
-  }
+  const int64_t R = index.size(0), D = dweight.size(1);
+  check_indices("embedding_backward", index, dweight.size(0));
   // Threads own column ranges, so repeated indices never race.
   const int64_t chunks = std::min<int64_t>(std::max<int64_t>(1, R * D / kParallelGrain), 8);
   const int64_t chunk = (D + chunks - 1) / chunks;
