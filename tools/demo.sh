@@ -5,6 +5,6 @@
 # eval.csv, eval.svg). Extra arguments go to `sortednet train`, e.g. --set train.max_steps=50.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-deps.sh
+tools/install-deps.sh --demo
 tools/build.sh
 build/bin/sortednet train --config configs/fmnist-resnet-demo.toml --out runs/demo "$@"
