@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Compares a sorted run with its independent baselines: prints markdown for docs/results.md.
-Usage: tools/results_table.py RUN_DIR  (holding sorted/eval.csv and independent-*/eval.csv)."""
+Usage: tools/results_table.py RUN_DIR [--all]  (RUN_DIR holds sorted/eval.csv and
+independent-*/eval.csv; --all adds every sorted sub-model's row)."""
 import csv
 import glob
 import os
@@ -34,6 +35,12 @@ def main():
     print(f"worst sorted/independent ratio over the baselines: {worst:.3f} (goal ≥ 0.96)")
     accs = sorted(float(r["accuracy"]) for r in sorted_rows.values())
     print(f"all {len(accs)} sorted sub-models: accuracy from {accs[0]:.4f} to {accs[-1]:.4f}")
+    if "--all" in sys.argv:
+        print("\n| sub-model | params | MFLOPs | accuracy | loss | latency_ms (batch 1) |")
+        print("|---|---|---|---|---|---|")
+        for name, r in sorted_rows.items():
+            print(f"| {name} | {r['params']} | {int(r['flops']) / 1e6:.1f} | {float(r['accuracy']):.4f} | "
+                  f"{float(r['loss']):.4f} | {float(r['latency_ms']):.2f} |")
 
 
 if __name__ == "__main__":
