@@ -2,8 +2,10 @@
 // pass for any sub-model, and the cost of each sub-model.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nn/layers.h"
 
@@ -35,5 +37,13 @@ struct ModelOptions {
 
 // A model by name; an unknown name is an sn::Error listing the known ones.
 std::shared_ptr<Model> make_model(const ModelOptions& options);
+
+// Makes a model of your own known to make_model() — and so to the Trainer, checkpoints and
+// evaluation — under `name` (a built-in name cannot be taken; registering a name again replaces
+// it). Call it before building a Trainer, e.g. at the start of main().
+using ModelFactory = std::function<std::shared_ptr<Model>(const ModelOptions&)>;
+void register_model(const std::string& name, ModelFactory factory);
+// Every name make_model() accepts: the built-in models, then the registered ones.
+std::vector<std::string> model_names();
 
 }  // namespace sn

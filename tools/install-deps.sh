@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sortednet needs, skipping what is already there.
-#   tools/install-deps.sh          build + tests
-#   tools/install-deps.sh --demo   also the Fashion-MNIST data set the recipes train on
+#   tools/install-deps.sh          build + tests, and the Fashion-MNIST data set they train on
+#   tools/install-deps.sh --demo   the same (the demo needs nothing more)
 #   tools/install-deps.sh --bench  also the peer (PyTorch CPU) for benchmark comparisons
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libgtest-dev libbenchmark-dev zlib1g-dev
-          nlohmann-json3-dev libtomlplusplus-dev libcli11-dev)
+          nlohmann-json3-dev libtomlplusplus-dev libcli11-dev dataset-fashion-mnist)
 for flag in "$@"; do
   case "$flag" in
-    --demo) packages+=(dataset-fashion-mnist) ;;
-    --bench) packages+=(python3-torch python3-numpy dataset-fashion-mnist) ;;
+    --demo) ;;  # the data set is always installed now; kept for compatibility
+    --bench) packages+=(python3-torch python3-numpy) ;;
     *) echo "install-deps.sh: unknown flag '$flag' (--demo, --bench)" >&2; exit 2 ;;
   esac
 done

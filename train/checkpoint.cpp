@@ -11,6 +11,7 @@ namespace sn {
 namespace {
 
 constexpr const char* kFormat = "sortednet-checkpoint-1";
+constexpr const char* kDenseFormat = "sortednet-dense-1";
 
 std::string describe_space(const SubModelSpace& space) {
   std::string s;
@@ -127,8 +128,31 @@ void export_submodel(const std::string& path, Model& model, const SubModel& sub,
     tensors[name] = b->select(0, row).narrow(0, 0, weight->second.size(0)).unsqueeze(0).contiguous();
   }
   save_safetensors(path, tensors,
-                   {{"format", "sortednet-dense-1"}, {"model", config.model}, {"submodel", sub.str()},
-                    {"bn_stats", config.bn_stats}});
+                   {{"format", kDenseFormat}, {"model", config.model}, {"submodel", sub.str()},
+                    {"bn_stats", config.bn_stats}, {"config", config.to_toml()}});
+}
+
+bool is_exported(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  auto it = f.metadata.find("format");
+  return it != f.metadata.end() && it->second == kDenseFormat;
+}
+
+std::shared_ptr<Model> load_exported(const std::string& path, TrainConfig* config) {
+  SafetensorsFile f = load_safetensors(path);
+  SN_CHECK(meta(f, "format", path) == kDenseFormat, "checkpoint", "'", path, "' has format '",
+           meta(f, "format", path), "', expected an exported sub-model (", kDenseFormat, ")");
+  TrainConfig c = parse_config(meta(f, "config", path), {}, path + " (stored recipe)");
+  auto model = make_model({meta(f, "model", path), parse_bn_stats(meta(f, "bn_stats", path)), c.seed,
+                           meta(f, "submodel", path)});
+  try {
+    model->load_state_dict(f.tensors);
+  } catch (const Error& e) {
+    fail("checkpoint", "'" + path + "' does not match sub-model " + meta(f, "submodel", path) + ": " + e.what());
+  }
+  model->eval();
+  if (config) *config = c;
+  return model;
 }
 
 }  // namespace sn

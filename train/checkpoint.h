@@ -33,7 +33,14 @@ CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer
 std::string checkpoint_file(const std::string& path);
 
 // Writes sub-model `sub` as a dense checkpoint: each parameter cut to its window (contiguous),
-// BatchNorm statistics of that sub-model only, metadata naming model and sub-model.
+// BatchNorm statistics of that sub-model only (with BnStats::recalibrate, recalibrate them
+// first: recalibrate_batch_norms), metadata naming model, sub-model and the recipe.
 void export_submodel(const std::string& path, Model& model, const SubModel& sub, const TrainConfig& config);
+
+// A file written by export_submodel, loaded into the standalone dense network of its sub-model
+// (whose space holds that one sub-model); `config` receives the recipe stored with it.
+std::shared_ptr<Model> load_exported(const std::string& path, TrainConfig* config = nullptr);
+// Whether `path` (a file) was written by export_submodel rather than by training.
+bool is_exported(const std::string& path);
 
 }  // namespace sn

@@ -1,6 +1,7 @@
 // train/config.cpp — TOML recipes bound to TrainConfig fields.
 #include "train/config.h"
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
@@ -59,6 +60,7 @@ std::vector<Field> fields(TrainConfig& c) {
       {"eval.latency_batch", Kind::integer, &c.latency_batch},
       {"eval.latency_repeats", Kind::integer, &c.latency_repeats},
       {"eval.recalibration_batches", Kind::integer, &c.recalibration_batches},
+      {"eval.submodels", Kind::text, &c.eval_submodels},
   };
 }
 
@@ -226,10 +228,9 @@ std::string TrainConfig::to_toml() const {
       case Kind::integer: os << *static_cast<int64_t*>(f.target); break;
       case Kind::unsigned_integer: os << *static_cast<uint64_t*>(f.target); break;
       case Kind::real: {
-        std::ostringstream num;
-        num.precision(17);
-        num << *static_cast<double*>(f.target);
-        std::string s = num.str();
+        char buf[64];  // the shortest text that reads back as the same double
+        auto res = std::to_chars(buf, buf + sizeof(buf), *static_cast<double*>(f.target));
+        std::string s(buf, res.ptr);
         if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
         os << s;
         break;

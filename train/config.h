@@ -55,6 +55,7 @@ struct TrainConfig {
   int64_t latency_batch = 1;
   int64_t latency_repeats = 5;
   int64_t recalibration_batches = 10;
+  std::string eval_submodels = "all";  // "all" or sub-models separated by ';'
 
   OptimizerConfig optimizer_config() const;
   Schedule schedule_config() const;

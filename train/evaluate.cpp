@@ -27,7 +27,29 @@ void count_correct(const Tensor& logits, const Tensor& labels, int64_t& correct)
   }
 }
 
-void recalibrate(Model& model, const SubModel& sub, int64_t index, const Dataset& data, const TrainConfig& c) {
+}  // namespace
+
+std::vector<SubModel> parse_submodel_list(const SubModelSpace& space, const std::string& text) {
+  std::vector<SubModel> subs;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(';', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string one = text.substr(begin, end - begin);
+    if (one == "all") {
+      for (const SubModel& s : space.enumerate()) subs.push_back(s);
+    } else if (!one.empty()) {
+      subs.push_back(space.parse(one));
+    }
+    begin = end + 1;
+  }
+  SN_CHECK(!subs.empty(), "eval", "no sub-models named in '", text, "' (use 'all' or e.g. 'width=4/8;width=8/8')");
+  return subs;
+}
+
+void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, const Dataset& data,
+                             const TrainConfig& c) {
+  NoGradGuard no_grad;
   auto bns = model.batch_norms();
   if (bns.empty()) return;
   for (BatchNorm2d* bn : bns) bn->begin_recalibration();
@@ -42,8 +64,6 @@ void recalibrate(Model& model, const SubModel& sub, int64_t index, const Dataset
   model.eval();
 }
 
-}  // namespace
-
 std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
                               const Dataset& calibration, const TrainConfig& config,
                               const std::function<void(int64_t, int64_t)>& progress) {
@@ -54,7 +74,7 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
   SN_CHECK(n > 0, "eval", "the test set is empty");
   for (const SubModel& sub : subs) {
     const int64_t index = model.space().index_of(sub);
-    if (recal) recalibrate(model, sub, index, calibration, config);
+    if (recal) recalibrate_batch_norms(model, sub, index, calibration, config);
     model.eval();
     EvalRow row;
     row.submodel = sub.str();

@@ -26,6 +26,15 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
                               const Dataset& calibration, const TrainConfig& config,
                               const std::function<void(int64_t, int64_t)>& progress = {});
 
+// Recomputes sub-model `sub`'s BatchNorm statistics (its index `index` in the space) as the
+// average over config.recalibration_batches batches of `data`, in train mode without gradients;
+// leaves the model in eval mode. What BnStats::recalibrate does before evaluating or exporting.
+void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, const Dataset& data,
+                             const TrainConfig& config);
+
+// "all" (every sub-model, in index order) or sub-models in text form separated by ';'.
+std::vector<SubModel> parse_submodel_list(const SubModelSpace& space, const std::string& text);
+
 std::string format_table(const std::vector<EvalRow>& rows);
 void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows);
 void write_eval_svg(const std::string& path, const std::vector<EvalRow>& rows, const std::string& title);

@@ -198,7 +198,7 @@ std::vector<EvalRow> Trainer::run() {
   save(out_dir_ + "/checkpoint.safetensors");
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<SubModel> subs = independent_ >= 0 ? std::vector<SubModel>{model_->space().at(independent_)}
-                                                 : model_->space().enumerate();
+                                                 : parse_submodel_list(model_->space(), config_.eval_submodels);
   std::printf("trained in %s; evaluating %zu sub-model(s) on %lld test examples\n", duration(train_s).c_str(),
               subs.size(), (long long)test_set_.size());
   std::fflush(stdout);

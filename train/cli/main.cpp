@@ -1,10 +1,11 @@
-// train/cli/main.cpp — the `sortednet` command: train, eval, export, info.
+// train/cli/main.cpp — the `sortednet` command: train, eval, export, predict, info.
 // Bad input (config, data, checkpoint, flag) ends with one line on stderr and exit status 1.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <sstream>
 
+#include "core/grad_mode.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 using namespace sn;
@@ -25,17 +26,8 @@ int run_train(const std::string& config_path, const std::vector<std::string>& se
 
 std::vector<SubModel> pick(const Model& model, const std::vector<std::string>& specs) {
   std::vector<SubModel> subs;
-  for (const std::string& spec : specs) {
-    std::stringstream ss(spec);
-    std::string one;
-    while (std::getline(ss, one, ';')) {
-      if (one == "all") {
-        for (const SubModel& s : model.space().enumerate()) subs.push_back(s);
-      } else if (!one.empty()) {
-        subs.push_back(model.space().parse(one));
-      }
-    }
-  }
+  for (const std::string& spec : specs)
+    for (const SubModel& s : parse_submodel_list(model.space(), spec)) subs.push_back(s);
   return subs;
 }
 
@@ -60,8 +52,47 @@ int run_export(const std::string& checkpoint, const std::string& spec, const std
   auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
   load_checkpoint(file, *model, nullptr);
   SubModel sub = model->space().parse(spec);
+  if (parse_bn_stats(config.bn_stats) == BnStats::recalibrate) {
+    // The one set of running statistics belongs to no sub-model in particular: compute this one's.
+    auto [train, test] = load_datasets(config);
+    recalibrate_batch_norms(*model, sub, model->space().index_of(sub), train, config);
+  }
   export_submodel(out, *model, sub, config);
   std::printf("exported %s (%lld parameters) to %s\n", sub.str().c_str(), (long long)model->parameter_count(sub),
+              out.c_str());
+  return 0;
+}
+
+// Logits of one sub-model on the first `count` test images, written with those inputs so that
+// another framework can reproduce them (tools/torch_interop.py).
+int run_predict(const std::string& checkpoint, const std::string& spec, int64_t count, const std::string& out) {
+  const std::string file = checkpoint_file(checkpoint);
+  TrainConfig config;
+  std::shared_ptr<Model> model;
+  SubModel sub;
+  int64_t index = 0;
+  if (is_exported(file)) {
+    model = load_exported(file, &config);
+    sub = model->space().at(0);
+    SN_CHECK(spec.empty() || model->space().parse(spec) == sub, "predict", "'", file,
+             "' holds only sub-model ", sub.str());
+  } else {
+    config = checkpoint_config(file);
+    model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
+    load_checkpoint(file, *model, nullptr);
+    sub = spec.empty() ? model->space().at(model->space().size() - 1) : model->space().parse(spec);
+    index = model->space().index_of(sub);
+  }
+  if (count > 0) config.test_limit = config.test_limit > 0 ? std::min(config.test_limit, count) : count;
+  auto [train, test] = load_datasets(config);
+  if (parse_bn_stats(config.bn_stats) == BnStats::recalibrate && model->space().size() > 1)
+    recalibrate_batch_norms(*model, sub, index, train, config);
+  NoGradGuard no_grad;
+  model->eval();
+  Tensor logits = model->forward(test.images, {sub, index, nullptr});
+  save_safetensors(out, {{"inputs", test.images}, {"labels", test.labels}, {"logits", logits}},
+                   {{"model", config.model}, {"submodel", sub.str()}});
+  std::printf("wrote the logits of %s on %lld test images to %s\n", sub.str().c_str(), (long long)test.size(),
               out.c_str());
   return 0;
 }
@@ -89,6 +120,15 @@ int main(int argc, char** argv) {
                "one of them, export any of them."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sortednet 0.1.0");
+  app.footer("\nExamples:\n"
+             "  sortednet info --config configs/fmnist-resnet.toml\n"
+             "  sortednet train --config configs/fmnist-resnet-demo.toml --out runs/demo\n"
+             "  sortednet train --config configs/fmnist-mlp.toml --set train.max_steps=200 --set optimizer.lr=0.05 --out runs/mlp\n"
+             "  sortednet eval --checkpoint runs/demo --submodels 'width=4/8;width=8/8'\n"
+             "  sortednet export --checkpoint runs/demo --submodel width=4/8,depth.s1=2 --out w4.safetensors\n"
+             "Bad input ends with one line on stderr: exit status 2 for flags, 1 for everything else.");
+  const std::string recipe_keys = "\nRecipe keys (TOML sections; --set section.key=value), with their defaults:\n\n" +
+                                  TrainConfig{}.to_toml();
 
   std::string config, out, checkpoint, spec, csv;
   std::vector<std::string> sets, specs;
@@ -99,6 +139,7 @@ int main(int argc, char** argv) {
   train->add_option("--set", sets, "Override a recipe key: section.key=value (repeatable)");
   train->add_option("--out", out, "Output directory")->required();
   train->add_flag("--resume", resume, "Continue from DIR/checkpoint.safetensors if present");
+  train->footer(recipe_keys);
 
   CLI::App* eval = app.add_subcommand("eval", "Evaluate sub-models of a checkpoint; prints and writes the table");
   eval->add_option("--checkpoint", checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
@@ -111,9 +152,18 @@ int main(int argc, char** argv) {
   exp->add_option("--submodel", spec, "The sub-model, e.g. 'width=4/8,depth.s1=2' (unnamed axes: full)")->required();
   exp->add_option("--out", out, "Output file (.safetensors)")->required();
 
+  int64_t count = 64;
+  CLI::App* predict = app.add_subcommand("predict", "Write one sub-model's logits on the first test images (with the images)");
+  predict->add_option("--checkpoint", checkpoint, "Training checkpoint (file or directory) or an exported sub-model")
+      ->required()->check(CLI::ExistingPath);
+  predict->add_option("--submodel", spec, "The sub-model (default: the largest; an exported file holds one)");
+  predict->add_option("--count", count, "How many test images (default 64)")->check(CLI::PositiveNumber);
+  predict->add_option("--out", out, "Output file (.safetensors with tensors inputs, labels, logits)")->required();
+
   CLI::App* info = app.add_subcommand("info", "List a recipe's sub-model space with parameters and FLOPs");
   info->add_option("--config", config, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
   info->add_option("--set", sets, "Override a recipe key: section.key=value (repeatable)");
+  info->footer(recipe_keys);
 
   try {
     app.parse(argc, argv);
@@ -126,6 +176,7 @@ int main(int argc, char** argv) {
     if (*train) return run_train(config, sets, out, resume);
     if (*eval) return run_eval(checkpoint, specs, csv);
     if (*exp) return run_export(checkpoint, spec, out);
+    if (*predict) return run_predict(checkpoint, spec, count, out);
     if (*info) return run_info(config, sets);
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
