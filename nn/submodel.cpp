@@ -24,12 +24,14 @@ int64_t Axis::parse(const std::string& text) const {
       if (used != slash) throw std::invalid_argument("numerator");
       int64_t den = std::stoll(text.substr(slash + 1), &used);
       if (used != text.size() - slash - 1 || den <= 0) throw std::invalid_argument("denominator");
-      int64_t scale = denominator > 0 ? denominator : max();
-      if ((num * scale) % den == 0) value = num * scale / den;
+      int64_t scale = denominator > 0 ? denominator : max(), product = 0;
+      if (__builtin_mul_overflow(num, scale, &product)) throw std::out_of_range("numerator");
+      if (product % den == 0) value = product / den;
     } else if (text.find('.') != std::string::npos) {
       double f = std::stod(text, &used);
       if (used != text.size()) throw std::invalid_argument("fraction");
       double scaled = f * double(denominator > 0 ? denominator : max());
+      if (!(std::fabs(scaled) < 9e15)) throw std::out_of_range("fraction");  // NaN too
       if (std::fabs(scaled - std::round(scaled)) < 1e-9) value = int64_t(std::round(scaled));
     } else {
       value = std::stoll(text, &used);
@@ -134,6 +136,7 @@ SubModel SubModelSpace::smallest() const { return at(0); }
 SubModel SubModelSpace::parse(const std::string& text) const {
   std::vector<int64_t> values;
   for (const Axis& a : *axes_) values.push_back(a.max());
+  std::vector<bool> named(axes_->size(), false);
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, ',')) {
@@ -148,6 +151,8 @@ SubModel SubModelSpace::parse(const std::string& text) const {
       for (const Axis& a : *axes_) known += (known.empty() ? "" : ", ") + a.name;
       fail("submodel", "unknown axis '" + name + "' (axes: " + known + ")");
     }
+    SN_CHECK(!named[i], "submodel", "axis '", name, "' is given twice in '", text, "'");
+    named[i] = true;
     values[i] = (*axes_)[i].parse(part.substr(eq + 1));
   }
   return SubModel(axes_, std::move(values));

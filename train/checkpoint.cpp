@@ -62,6 +62,7 @@ void save_checkpoint(const std::string& path, Model& model, const Optimizer& opt
       {"model", config.model},
       {"space", describe_space(model.space())},
       {"step", std::to_string(state.step)},
+      {"skipped_steps", std::to_string(state.skipped_steps)},
       {"config", config.to_toml()},
       {"sampler.seed", std::to_string(state.sampler.rng.seed)},
       {"sampler.stream", std::to_string(state.sampler.rng.stream)},
@@ -103,6 +104,7 @@ CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer
   if (optimizer) optimizer->load_state(opt);
   CheckpointState s;
   s.step = int64_t(meta_u64(f, "step", path));
+  s.skipped_steps = f.metadata.count("skipped_steps") ? int64_t(meta_u64(f, "skipped_steps", path)) : 0;
   s.sampler.rng = {meta_u64(f, "sampler.seed", path), meta_u64(f, "sampler.stream", path),
                    meta_u64(f, "sampler.counter", path), uint32_t(meta_u64(f, "sampler.used", path))};
   s.sampler.cursor = int64_t(meta_u64(f, "sampler.cursor", path));

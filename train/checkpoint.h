@@ -15,6 +15,7 @@ namespace sn {
 
 struct CheckpointState {
   int64_t step = 0;
+  int64_t skipped_steps = 0;  // steps skipped for a non-finite loss or gradient
   SamplerState sampler;
   GeneratorState dropout_rng;
 };

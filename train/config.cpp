@@ -45,6 +45,9 @@ std::vector<Field> fields(TrainConfig& c) {
       {"train.log_every", Kind::integer, &c.log_every},
       {"train.clip_grad_norm", Kind::real, &c.clip_grad_norm},
       {"train.checkpoint_every", Kind::integer, &c.checkpoint_every},
+      {"train.keep_checkpoints", Kind::integer, &c.keep_checkpoints},
+      {"train.nonfinite", Kind::text, &c.nonfinite},
+      {"train.max_consecutive_skips", Kind::integer, &c.max_consecutive_skips},
       {"optimizer.name", Kind::text, &c.optimizer},
       {"optimizer.lr", Kind::real, &c.lr},
       {"optimizer.momentum", Kind::real, &c.momentum},
@@ -121,6 +124,10 @@ void validate(const TrainConfig& c) {
   positive("eval.latency_batch", c.latency_batch);
   positive("eval.latency_repeats", c.latency_repeats);
   positive("train.log_every", c.log_every);
+  positive("train.keep_checkpoints", c.keep_checkpoints);
+  positive("train.max_consecutive_skips", c.max_consecutive_skips);
+  SN_CHECK(c.nonfinite == "skip" || c.nonfinite == "stop", "config", "train.nonfinite must be \"skip\" or \"stop\", got \"",
+           c.nonfinite, "\"");
   for (auto [key, v] : {std::pair{"data.train_limit", c.train_limit}, {"data.test_limit", c.test_limit},
                         {"data.crop_padding", c.crop_padding}, {"train.max_steps", c.max_steps},
                         {"train.checkpoint_every", c.checkpoint_every}, {"optimizer.warmup_steps", c.warmup_steps},

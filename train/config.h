@@ -40,6 +40,9 @@ struct TrainConfig {
   int64_t log_every = 50;
   double clip_grad_norm = 0.0;
   int64_t checkpoint_every = 0;  // steps between checkpoints (0: at the end only)
+  int64_t keep_checkpoints = 1;  // > 1: also keep the last N as checkpoint-STEP.safetensors
+  std::string nonfinite = "skip";  // a NaN/Inf loss or gradient: skip the step | stop
+  int64_t max_consecutive_skips = 10;  // skip: stop after this many non-finite steps in a row
   // [optimizer]
   std::string optimizer = "sgd";
   double lr = 0.1;

@@ -83,7 +83,11 @@ Dataset Dataset::head(int64_t n) const {
 }
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
-  std::vector<uint8_t> ib = read_file(images_path), lb = read_file(labels_path);
+  return parse_idx(read_file(images_path), read_file(labels_path), images_path, labels_path);
+}
+
+Dataset parse_idx(const std::vector<uint8_t>& ib, const std::vector<uint8_t>& lb, const std::string& images_path,
+                  const std::string& labels_path) {
   std::vector<int64_t> idims = idx_dims(ib, 3, images_path), ldims = idx_dims(lb, 1, labels_path);
   SN_CHECK(idims[0] == ldims[0], "data", "'", images_path, "' has ", idims[0], " images but '",
            labels_path, "' has ", ldims[0], " labels");
@@ -113,11 +117,18 @@ Dataset load_fashion_mnist(const std::string& dir, bool train) {
 }
 
 Dataset load_cifar10(const std::vector<std::string>& files) {
+  std::vector<std::vector<uint8_t>> contents;
+  for (const std::string& path : files) contents.push_back(read_file(path));
+  return parse_cifar10(contents, files);
+}
+
+Dataset parse_cifar10(const std::vector<std::vector<uint8_t>>& files, const std::vector<std::string>& names) {
   constexpr size_t kRecord = 1 + 3 * 32 * 32;
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
-  for (const std::string& path : files) {
-    std::vector<uint8_t> b = read_file(path);
+  for (size_t f = 0; f < files.size(); ++f) {
+    const std::vector<uint8_t>& b = files[f];
+    const std::string& path = names.at(f);
     SN_CHECK(!b.empty() && b.size() % kRecord == 0, "data", "'", path, "' is ", b.size(),
              " bytes, not a whole number of CIFAR-10 records (", kRecord, " bytes each)");
     for (size_t r = 0; r < b.size(); r += kRecord) {

@@ -32,6 +32,10 @@ Dataset load_fashion_mnist(const std::string& dir, bool train);
 Dataset load_idx(const std::string& images_path, const std::string& labels_path);
 // CIFAR-10 binary batches: records of 1 label byte + 3×32×32 pixel bytes.
 Dataset load_cifar10(const std::vector<std::string>& files);
+// The same parsers over bytes already in memory (decompressed); the names appear in errors.
+Dataset parse_idx(const std::vector<uint8_t>& images, const std::vector<uint8_t>& labels,
+                  const std::string& images_name, const std::string& labels_name);
+Dataset parse_cifar10(const std::vector<std::vector<uint8_t>>& files, const std::vector<std::string>& names);
 
 struct Augment {
   int64_t crop_padding = 0;  // random crop of the image padded by this many zero pixels

@@ -8,15 +8,58 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <vector>
+#include <zlib.h>
 
 #include "autograd/ops.h"
+#include "core/failpoint.h"
 
 namespace sn {
 namespace {
 
 constexpr uint64_t kMaxHeader = uint64_t(100) << 20;
+constexpr uint64_t kMaxFile = uint64_t(64) << 30;
+constexpr const char* kChecksumPrefix = "crc32.";
+
+uint32_t crc32_of(const Tensor& t) {
+  const uint64_t bytes = uint64_t(t.numel()) * element_size(t.dtype());
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(t.data_ptr());
+  for (uint64_t done = 0; done < bytes;) {  // zlib takes 32-bit lengths
+    const uInt n = uInt(std::min<uint64_t>(bytes - done, uint64_t(1) << 30));
+    crc = ::crc32(crc, p + done, n);
+    done += n;
+  }
+  return uint32_t(crc);
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08x", v);
+  return buf;
+}
+
+// Files we write carry "crc32.<name>" for every tensor; a file with any such key must match all.
+void verify_checksums(const SafetensorsFile& file, const std::string& path) {
+  bool any = false;
+  for (const auto& [key, value] : file.metadata) {
+    if (key.rfind(kChecksumPrefix, 0) != 0) continue;
+    any = true;
+    const std::string name = key.substr(std::strlen(kChecksumPrefix));
+    auto t = file.tensors.find(name);
+    SN_CHECK(t != file.tensors.end(), "load", "'", path, "' has a checksum for tensor '", name,
+             "' but no such tensor (corrupt file)");
+    const std::string actual = hex32(crc32_of(t->second));
+    SN_CHECK(value == actual, "load", "'", path, "' tensor '", name, "' fails its checksum (stored ", value,
+             ", computed ", actual, "): the file is corrupt");
+  }
+  if (!any) return;
+  for (const auto& [name, t] : file.tensors)
+    SN_CHECK(file.metadata.count(kChecksumPrefix + name), "load", "'", path, "' tensor '", name,
+             "' has no checksum (corrupt file)");
+}
 
 const char* dtype_tag(DType t) {
   switch (t) {
@@ -49,8 +92,14 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   SN_CHECK(fd >= 0, "save", "cannot create '", tmp, "': ", std::strerror(errno));
   size_t done = 0;
+  bool crash_checked = false;
   while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (!crash_checked && done >= bytes.size() / 2) {  // tests crash here: half a file on disk
+      crash_checked = true;
+      crash_point("checkpoint-write");
+    }
+    const size_t chunk = crash_checked ? bytes.size() - done : bytes.size() / 2 - done;
+    ssize_t n = ::write(fd, bytes.data() + done, chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       int err = errno;
@@ -66,6 +115,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   }
   SN_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "save", "cannot rename '", tmp, "' to '", path,
            "': ", std::strerror(errno));
+  crash_point("checkpoint-rename");
   int dir = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY);
   if (dir >= 0) {  // make the rename itself durable
     ::fsync(dir);
@@ -76,7 +126,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::map<std::string, std::string> meta = metadata;
   std::vector<Tensor> packed;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {  // std::map: sorted names, a deterministic file
@@ -85,8 +135,10 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     const uint64_t bytes = uint64_t(c.numel()) * element_size(c.dtype());
     header[name] = {{"dtype", dtype_tag(c.dtype())}, {"shape", c.sizes()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
+    meta[kChecksumPrefix + name] = hex32(crc32_of(c));
     packed.push_back(c);
   }
+  header["__metadata__"] = meta;
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
   std::string out(8, '\0');
@@ -103,26 +155,33 @@ SafetensorsFile load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   SN_CHECK(in.good(), "load", "cannot open '", path, "'");
   in.seekg(0, std::ios::end);
-  const uint64_t size = uint64_t(in.tellg());
+  const std::streamoff size = in.tellg();
+  SN_CHECK(size >= 0, "load", "cannot read '", path, "'");
+  SN_CHECK(uint64_t(size) <= kMaxFile, "load", "'", path, "' is ", size, " bytes, more than the ", kMaxFile,
+           " a checkpoint may have");
   in.seekg(0);
+  std::string bytes(size_t(size), '\0');
+  in.read(bytes.data(), size);
+  SN_CHECK(in.good() || size == 0, "load", "cannot read '", path, "'");
+  return parse_safetensors(bytes, path);
+}
+
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& path) {
+  const uint64_t size = bytes.size();
   SN_CHECK(size >= 8, "load", "'", path, "' is too short to be safetensors (", size, " bytes)");
-  unsigned char len_bytes[8];
-  in.read(reinterpret_cast<char*>(len_bytes), 8);
   uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= uint64_t(len_bytes[i]) << (8 * i);
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
   SN_CHECK(header_len <= kMaxHeader && header_len <= size - 8, "load", "'", path,
            "' declares a header of ", header_len, " bytes in a file of ", size, " (corrupt or truncated)");
-  std::string text(header_len, '\0');
-  in.read(text.data(), std::streamsize(header_len));
-  SN_CHECK(in.good(), "load", "cannot read the header of '", path, "'");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(text);
+    header = nlohmann::json::parse(bytes.substr(8, header_len));
   } catch (const std::exception& e) {
     fail("load", "'" + path + "' has a malformed JSON header");
   }
   SN_CHECK(header.is_object(), "load", "'", path, "' header is not a JSON object");
-  const uint64_t data_size = size - 8 - header_len;
+  const std::string_view data = bytes.substr(8 + header_len);
+  const uint64_t data_size = data.size();
 
   SafetensorsFile file;
   struct Range {
@@ -148,6 +207,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
     DType dtype;
     SN_CHECK(parse_dtype(e["dtype"].get<std::string>(), dtype), "load", "'", path, "' entry '", name,
              "' has unsupported dtype ", e["dtype"].get<std::string>());
+    SN_CHECK(e["shape"].size() <= 8, "load", "'", path, "' entry '", name, "' has ", e["shape"].size(),
+             " dims (at most 8)");
     Shape shape;
     uint64_t count = 1;
     for (const auto& d : e["shape"]) {
@@ -166,15 +227,14 @@ SafetensorsFile load_safetensors(const std::string& path) {
              end - begin, " bytes for shape ", shape_str(shape), " of ", dtype_name(dtype));
     ranges.push_back({begin, end, name});
     Tensor t = empty(shape, dtype);
-    in.seekg(std::streamoff(8 + header_len + begin));
-    in.read(static_cast<char*>(t.data_ptr()), std::streamsize(end - begin));
-    SN_CHECK(in.good() || end == begin, "load", "cannot read entry '", name, "' of '", path, "'");
+    if (end > begin) std::memcpy(t.data_ptr(), data.data() + begin, size_t(end - begin));
     file.tensors[name] = t;
   }
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < ranges.size(); ++i)
     SN_CHECK(ranges[i].begin >= ranges[i - 1].end, "load", "'", path, "' entries '", ranges[i - 1].name,
              "' and '", ranges[i].name, "' overlap");
+  verify_checksums(file, path);
   return file;
 }
 

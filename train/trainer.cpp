@@ -4,12 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <filesystem>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "autograd/ops.h"
+#include "core/failpoint.h"
 #include "core/grad_mode.h"
 
 namespace sn {
@@ -39,7 +45,56 @@ Tensor soft_cross_entropy(const Tensor& logits, const Tensor& teacher) {
   return sum(mul(teacher, log_softmax(logits))) * (-1.f / float(logits.size(0)));
 }
 
+// SIGINT/SIGTERM while training: remember the signal; the loop saves and stops after the step.
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+// Installs the handlers for the lifetime of a training loop, then restores the previous ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal.store(0);
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal"; }
+
+// checkpoint-STEP.safetensors files in dir, newest first.
+std::vector<std::pair<int64_t, std::string>> numbered_checkpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = "checkpoint-", suffix = ".safetensors";
+    if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 18) continue;
+    out.emplace_back(std::stoll(digits), entry.path().string());
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return out;
+}
+
 }  // namespace
+
+TrainingInterrupted::TrainingInterrupted(int signal, int64_t step, const std::string& checkpoint)
+    : Error(detail::concat("train: stopped by ", signal_name(signal), " after step ", step, "; saved ", checkpoint,
+                           " (continue with --resume)")),
+      signal_(signal) {}
 
 std::pair<Dataset, Dataset> load_datasets(const TrainConfig& c) {
   Dataset train, test;
@@ -82,15 +137,51 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   if (config_.max_steps > 0) total_steps_ = std::min(total_steps_, config_.max_steps);
   SN_CHECK(total_steps_ > 0, "train", "the recipe has no steps (", train_set_.size(), " examples, batch ",
            config_.batch_size, ")");
-  const std::string ckpt = out_dir_ + "/checkpoint.safetensors";
-  if (resume && file_exists(ckpt)) {
-    CheckpointState s = load_checkpoint(ckpt, *model_, optimizer_.get());
-    step_ = s.step;
-    sampler_->set_state(s.sampler);
-    dropout_rng_.set_state(s.dropout_rng);
-  }
+  if (resume) resume_from_checkpoint();
   loader_->seek(step_ * batches_per_step_ / loader_->batches_per_epoch(),
                 step_ * batches_per_step_ % loader_->batches_per_epoch());
+}
+
+void Trainer::resume_from_checkpoint() {
+  std::vector<std::string> candidates;
+  const std::string latest = out_dir_ + "/checkpoint.safetensors";
+  if (file_exists(latest)) candidates.push_back(latest);
+  for (const auto& [step, path] : numbered_checkpoints(out_dir_)) candidates.push_back(path);
+  std::string first_error;
+  for (const std::string& path : candidates) {
+    try {
+      CheckpointState s = load_checkpoint(path, *model_, optimizer_.get());
+      if (!first_error.empty())
+        std::fprintf(stderr, "warning: %s; resuming from %s (step %lld) instead\n", first_error.c_str(), path.c_str(),
+                     (long long)s.step);
+      step_ = s.step;
+      skipped_steps_ = s.skipped_steps;
+      last_saved_step_ = s.step;
+      sampler_->set_state(s.sampler);
+      dropout_rng_.set_state(s.dropout_rng);
+      return;
+    } catch (const Error& e) {
+      if (first_error.empty()) first_error = e.what();
+    }
+  }
+  if (!first_error.empty()) fail("train", "cannot resume: " + first_error);
+}
+
+void Trainer::handle_nonfinite(const std::string& what, const std::vector<int64_t>& subs) {
+  std::string names;
+  for (int64_t s : subs) names += (names.empty() ? "" : "; ") + model_->space().at(s).str();
+  const std::string last = last_saved_step_ >= 0
+                               ? detail::concat("the last good checkpoint is ", out_dir_, "/checkpoint.safetensors (step ",
+                                                last_saved_step_, ")")
+                               : std::string("no checkpoint was written yet");
+  if (config_.nonfinite == "stop")
+    fail("train", detail::concat("non-finite ", what, " at step ", step_, " (sub-models ", names, "); stopped: ", last));
+  ++skipped_steps_;
+  if (++consecutive_skips_ > config_.max_consecutive_skips)
+    fail("train", detail::concat("non-finite ", what, " in ", consecutive_skips_, " steps in a row (last at step ", step_,
+                                 "); stopped: ", last));
+  std::fprintf(stderr, "warning: non-finite %s at step %lld (sub-models %s): step skipped (%lld so far)\n",
+               what.c_str(), (long long)step_, names.c_str(), (long long)skipped_steps_);
 }
 
 std::vector<int64_t> Trainer::next_submodels() {
@@ -109,6 +200,7 @@ void Trainer::train_step() {
   Tensor teacher;
   Batch batch;
   double loss_sum = 0;
+  bool finite_loss = true;
   for (size_t j = 0; j < subs.size(); ++j) {
     if (j == 0 || config_.new_batch_per_submodel) batch = loader_->next();
     const SubModel sub = space.at(subs[j]);
@@ -122,21 +214,57 @@ void Trainer::train_step() {
       NoGradGuard no_grad;
       teacher = softmax(logits.detach() * (1.f / T));
     }
-    loss_sum += ce.item();
+    const double ce_value = ce.item();
+    finite_loss = finite_loss && std::isfinite(ce_value);
+    loss_sum += ce_value;
     for (size_t i = 0; i < params.size(); ++i) {  // the union of the nested windows
       Shape a = params[i].second->active_shape(sub);
       for (size_t d = 0; d < a.size(); ++d) windows[i][d] = std::max(windows[i][d], a[d]);
     }
+    if (failpoint("nan-grad") && params[0].second->tensor.grad().defined())  // fault tests
+      params[0].second->tensor.grad().prefix(windows[0]).fill_(NAN);
+    crash_point("accumulate");  // crash tests: killed between two sub-models of one step
   }
-  if (config_.clip_grad_norm > 0) optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
-  optimizer_->step(schedule_.at(step_, total_steps_), windows);
+  // The gradient norm (clipped when asked) also tells whether any gradient is NaN or infinite.
+  const double norm = optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
+  if (!finite_loss || !std::isfinite(norm)) {
+    handle_nonfinite(finite_loss ? "gradient" : "loss", subs);
+  } else {
+    consecutive_skips_ = 0;
+    optimizer_->step(schedule_.at(step_, total_steps_), windows);
+    crash_point("optimizer-step");  // crash tests: parameters updated, gradients not yet cleared
+  }
   optimizer_->zero_grad(windows);
   last_loss_ = loss_sum / double(subs.size());
   ++step_;
 }
 
 void Trainer::save(const std::string& path) {
-  save_checkpoint(path, *model_, *optimizer_, config_, {step_, sampler_->state(), dropout_rng_.state()});
+  save_checkpoint(path, *model_, *optimizer_, config_,
+                  {step_, skipped_steps_, sampler_->state(), dropout_rng_.state()});
+}
+
+void Trainer::checkpoint() {
+  const std::string latest = out_dir_ + "/checkpoint.safetensors";
+  if (config_.keep_checkpoints <= 1) {
+    save(latest);
+  } else {
+    // checkpoint-STEP is written once; checkpoint.safetensors becomes a second name for it,
+    // swapped in atomically (a hard link renamed over the old one).
+    const std::string numbered = out_dir_ + "/checkpoint-" + std::to_string(step_) + ".safetensors";
+    save(numbered);
+    const std::string link = latest + ".link";
+    ::unlink(link.c_str());
+    if (::link(numbered.c_str(), link.c_str()) == 0) {
+      SN_CHECK(::rename(link.c_str(), latest.c_str()) == 0, "train", "cannot rename '", link, "' to '", latest,
+               "': ", std::strerror(errno));
+    } else {
+      save(latest);  // a file system without hard links
+    }
+    auto kept = numbered_checkpoints(out_dir_);
+    for (size_t i = size_t(config_.keep_checkpoints); i < kept.size(); ++i) ::unlink(kept[i].second.c_str());
+  }
+  last_saved_step_ = step_;
 }
 
 void Trainer::train_until(int64_t until_step) {
@@ -147,6 +275,7 @@ void Trainer::train_until(int64_t until_step) {
   const int64_t first = step_, end = std::min(until_step, total_steps_);
   double window_loss = 0;
   int64_t window_steps = 0;
+  StopSignals signals;
   while (step_ < end) {
     train_step();
     window_loss += last_loss_;
@@ -158,9 +287,10 @@ void Trainer::train_until(int64_t until_step) {
       const int64_t examples = config_.batch_size * batches_per_step_;
       char line[512];
       std::snprintf(line, sizeof(line),
-                    "{\"step\": %lld, \"epoch\": %.3f, \"lr\": %.6g, \"loss\": %.6f, \"examples_per_s\": %.1f, \"elapsed_s\": %.2f}\n",
+                    "{\"step\": %lld, \"epoch\": %.3f, \"lr\": %.6g, \"loss\": %.6f, \"examples_per_s\": %.1f, "
+                    "\"elapsed_s\": %.2f, \"skipped_steps\": %lld}\n",
                     (long long)step_, double(step_ * batches_per_step_) / double(loader_->batches_per_epoch()), lr,
-                    window_loss / double(window_steps), double(examples) / per_step, elapsed);
+                    window_loss / double(window_steps), double(examples) / per_step, elapsed, (long long)skipped_steps_);
       metrics << line << std::flush;
       if (!tty) {
         char speed[32];
@@ -181,8 +311,12 @@ void Trainer::train_until(int64_t until_step) {
                   duration(per_step * double(total_steps_ - step_)).c_str());
       std::fflush(stdout);
     }
-    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < total_steps_)
-      save(out_dir_ + "/checkpoint.safetensors");
+    if (const int signal = g_stop_signal.load()) {
+      if (tty) std::printf("\n");
+      checkpoint();
+      throw TrainingInterrupted(signal, step_, out_dir_ + "/checkpoint.safetensors");
+    }
+    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < total_steps_) checkpoint();
   }
   if (tty) std::printf("\n");
 }
@@ -195,7 +329,7 @@ std::vector<EvalRow> Trainer::run() {
               (long long)(independent_ >= 0 ? 1 : config_.submodels_per_step), (long long)total_steps_,
               (long long)config_.epochs, (long long)train_set_.size());
   train_until(total_steps_);
-  save(out_dir_ + "/checkpoint.safetensors");
+  checkpoint();
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<SubModel> subs = independent_ >= 0 ? std::vector<SubModel>{model_->space().at(independent_)}
                                                  : parse_submodel_list(model_->space(), config_.eval_submodels);

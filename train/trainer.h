@@ -17,13 +17,25 @@
 
 namespace sn {
 
+// Thrown by Trainer::run()/train_until() after SIGINT or SIGTERM, once the current step finished
+// and a checkpoint of it was written: the run continues with --resume.
+class TrainingInterrupted : public Error {
+ public:
+  TrainingInterrupted(int signal, int64_t step, const std::string& checkpoint);
+  int signal() const { return signal_; }
+
+ private:
+  int signal_;
+};
+
 // Loads the recipe's training and test sets (limits applied).
 std::pair<Dataset, Dataset> load_datasets(const TrainConfig& config);
 
 class Trainer {
  public:
   // Writes into out_dir (created if missing). With resume, continues from
-  // out_dir/checkpoint.safetensors when it exists.
+  // out_dir/checkpoint.safetensors when it exists (or, if that file is unusable, from the newest
+  // usable checkpoint-STEP.safetensors that train.keep_checkpoints kept).
   Trainer(TrainConfig config, std::string out_dir, bool resume = false);
 
   // Trains to the end of the recipe; returns the evaluation of every sub-model (or of the one
@@ -35,13 +47,20 @@ class Trainer {
   Model& model() { return *model_; }
   Optimizer& optimizer() { return *optimizer_; }
   int64_t step() const { return step_; }
+  int64_t skipped_steps() const { return skipped_steps_; }
   int64_t total_steps() const { return total_steps_; }
   void save(const std::string& path);
+  // The periodic checkpoint: out_dir/checkpoint.safetensors, plus checkpoint-STEP.safetensors
+  // files pruned to the last train.keep_checkpoints.
+  void checkpoint();
   const TrainConfig& config() const { return config_; }
 
  private:
   void train_step();
   std::vector<int64_t> next_submodels();
+  void resume_from_checkpoint();
+  // A non-finite loss or gradient: skip the step (counting it) or stop, per train.nonfinite.
+  void handle_nonfinite(const std::string& what, const std::vector<int64_t>& subs);
 
   TrainConfig config_;
   std::string out_dir_;
@@ -54,6 +73,8 @@ class Trainer {
   Generator dropout_rng_;
   int64_t independent_ = -1;  // the fixed sub-model's index in independent mode
   int64_t step_ = 0, total_steps_ = 0, batches_per_step_ = 1;
+  int64_t skipped_steps_ = 0, consecutive_skips_ = 0;
+  int64_t last_saved_step_ = -1;
   double last_loss_ = 0.0;
 };
 

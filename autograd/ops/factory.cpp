@@ -13,7 +13,16 @@ Tensor empty(const Shape& sizes, DType dtype, Device device) {
     SN_CHECK(!__builtin_mul_overflow(n, s, &n), "empty", "shape ", shape_str(sizes), " has too many elements");
   SN_CHECK(!__builtin_mul_overflow(n, int64_t(element_size(dtype)), &bytes), "empty", "shape ", shape_str(sizes),
            " is too large");
-  auto storage = std::make_shared<Storage>(size_t(bytes), device);
+  std::shared_ptr<Storage> storage;
+  try {
+    storage = std::make_shared<Storage>(size_t(bytes), device);
+  } catch (const Error& e) {  // name the tensor, not only the byte count
+    fail("empty", detail::concat("cannot allocate a ", shape_str(sizes), " ", dtype_name(dtype), " tensor (",
+                                 bytes, " bytes) on ", device.str(), ": ", e.what()));
+  } catch (const std::bad_alloc&) {
+    fail("empty", detail::concat("cannot allocate a ", shape_str(sizes), " ", dtype_name(dtype), " tensor (",
+                                 bytes, " bytes) on ", device.str(), ": out of memory"));
+  }
   return Tensor::from_storage(std::move(storage), sizes, contiguous_strides(sizes), 0, dtype);
 }
 

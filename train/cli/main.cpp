@@ -1,5 +1,6 @@
 // train/cli/main.cpp — the `sortednet` command: train, eval, export, predict, info.
-// Bad input (config, data, checkpoint, flag) ends with one line on stderr and exit status 1.
+// Bad input (config, data, checkpoint) ends with one line on stderr and exit status 1 (a bad flag:
+// 2). SIGINT/SIGTERM during training save a checkpoint and exit with 128 + the signal number.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -178,6 +179,9 @@ int main(int argc, char** argv) {
     if (*exp) return run_export(checkpoint, spec, out);
     if (*predict) return run_predict(checkpoint, spec, count, out);
     if (*info) return run_info(config, sets);
+  } catch (const TrainingInterrupted& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 128 + e.signal();
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
