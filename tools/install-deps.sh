@@ -3,6 +3,7 @@
 #   tools/install-deps.sh          build + tests, and the Fashion-MNIST data set they train on
 #   tools/install-deps.sh --demo   the same (the demo needs nothing more)
 #   tools/install-deps.sh --bench  also the peer (PyTorch CPU) for benchmark comparisons
+#   tools/install-deps.sh --fuzz   also clang with libFuzzer and libomp (tools/fuzz.sh)
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libgtest-dev libbenchmark-dev zlib1g-dev
@@ -11,7 +12,8 @@ for flag in "$@"; do
   case "$flag" in
     --demo) ;;  # the data set is always installed now; kept for compatibility
     --bench) packages+=(python3-torch python3-numpy) ;;
-    *) echo "install-deps.sh: unknown flag '$flag' (--demo, --bench)" >&2; exit 2 ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev libomp-dev) ;;
+    *) echo "install-deps.sh: unknown flag '$flag' (--demo, --bench, --fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -1,11 +1,10 @@
 // train/cli/main.cpp — the `sortednet` command: train, eval, export, predict, info.
 // Bad input (config, data, checkpoint) ends with one line on stderr and exit status 1 (a bad flag:
 // 2). SIGINT/SIGTERM during training save a checkpoint and exit with 128 + the signal number.
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "core/grad_mode.h"
+#include "train/cli/app.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
 
@@ -117,54 +116,9 @@ int run_info(const std::string& config_path, const std::vector<std::string>& set
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sortednet: train one network holding many nested sub-models (SortedNet), evaluate every "
-               "one of them, export any of them."};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", "sortednet 0.1.0");
-  app.footer("\nExamples:\n"
-             "  sortednet info --config configs/fmnist-resnet.toml\n"
-             "  sortednet train --config configs/fmnist-resnet-demo.toml --out runs/demo\n"
-             "  sortednet train --config configs/fmnist-mlp.toml --set train.max_steps=200 --set optimizer.lr=0.05 --out runs/mlp\n"
-             "  sortednet eval --checkpoint runs/demo --submodels 'width=4/8;width=8/8'\n"
-             "  sortednet export --checkpoint runs/demo --submodel width=4/8,depth.s1=2 --out w4.safetensors\n"
-             "Bad input ends with one line on stderr: exit status 2 for flags, 1 for everything else.");
-  const std::string recipe_keys = "\nRecipe keys (TOML sections; --set section.key=value), with their defaults:\n\n" +
-                                  TrainConfig{}.to_toml();
-
-  std::string config, out, checkpoint, spec, csv;
-  std::vector<std::string> sets, specs;
-  bool resume = false;
-
-  CLI::App* train = app.add_subcommand("train", "Train a recipe; writes DIR/{checkpoint.safetensors,metrics.jsonl,eval.csv,eval.svg}");
-  train->add_option("--config", config, "Recipe (TOML), e.g. configs/fmnist-resnet-demo.toml")->required()->check(CLI::ExistingFile);
-  train->add_option("--set", sets, "Override a recipe key: section.key=value (repeatable)");
-  train->add_option("--out", out, "Output directory")->required();
-  train->add_flag("--resume", resume, "Continue from DIR/checkpoint.safetensors if present");
-  train->footer(recipe_keys);
-
-  CLI::App* eval = app.add_subcommand("eval", "Evaluate sub-models of a checkpoint; prints and writes the table");
-  eval->add_option("--checkpoint", checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
-  eval->add_option("--submodels", specs,
-                   "'all' (default) or sub-models such as 'width=4/8,depth.s1=2'; repeat the flag or separate with ';'");
-  eval->add_option("--csv", csv, "Where to write the table (default: eval.csv beside the checkpoint)");
-
-  CLI::App* exp = app.add_subcommand("export", "Write one sub-model as a standalone dense checkpoint");
-  exp->add_option("--checkpoint", checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
-  exp->add_option("--submodel", spec, "The sub-model, e.g. 'width=4/8,depth.s1=2' (unnamed axes: full)")->required();
-  exp->add_option("--out", out, "Output file (.safetensors)")->required();
-
-  int64_t count = 64;
-  CLI::App* predict = app.add_subcommand("predict", "Write one sub-model's logits on the first test images (with the images)");
-  predict->add_option("--checkpoint", checkpoint, "Training checkpoint (file or directory) or an exported sub-model")
-      ->required()->check(CLI::ExistingPath);
-  predict->add_option("--submodel", spec, "The sub-model (default: the largest; an exported file holds one)");
-  predict->add_option("--count", count, "How many test images (default 64)")->check(CLI::PositiveNumber);
-  predict->add_option("--out", out, "Output file (.safetensors with tensors inputs, labels, logits)")->required();
-
-  CLI::App* info = app.add_subcommand("info", "List a recipe's sub-model space with parameters and FLOPs");
-  info->add_option("--config", config, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
-  info->add_option("--set", sets, "Override a recipe key: section.key=value (repeatable)");
-  info->footer(recipe_keys);
+  CliArgs a;
+  std::unique_ptr<CLI::App> app_ptr = make_cli(a);
+  CLI::App& app = *app_ptr;
 
   try {
     app.parse(argc, argv);
@@ -174,11 +128,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (*train) return run_train(config, sets, out, resume);
-    if (*eval) return run_eval(checkpoint, specs, csv);
-    if (*exp) return run_export(checkpoint, spec, out);
-    if (*predict) return run_predict(checkpoint, spec, count, out);
-    if (*info) return run_info(config, sets);
+    if (*a.train) return run_train(a.config, a.sets, a.out, a.resume);
+    if (*a.eval) return run_eval(a.checkpoint, a.specs, a.csv);
+    if (*a.exp) return run_export(a.checkpoint, a.spec, a.out);
+    if (*a.predict) return run_predict(a.checkpoint, a.spec, a.count, a.out);
+    if (*a.info) return run_info(a.config, a.sets);
   } catch (const TrainingInterrupted& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 128 + e.signal();

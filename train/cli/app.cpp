@@ -1,0 +1,57 @@
+// train/cli/app.cpp — the flags of every subcommand (and their --help texts).
+#include "train/cli/app.h"
+
+#include "train/config.h"
+
+namespace sn {
+
+std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
+  auto app = std::make_unique<CLI::App>(
+      "sortednet: train one network holding many nested sub-models (SortedNet), evaluate every one of them, "
+      "export any of them.");
+  app->require_subcommand(1);
+  app->set_version_flag("--version", "sortednet 0.1.0");
+  app->footer("\nExamples:\n"
+              "  sortednet info --config configs/fmnist-resnet.toml\n"
+              "  sortednet train --config configs/fmnist-resnet-demo.toml --out runs/demo\n"
+              "  sortednet train --config configs/fmnist-mlp.toml --set train.max_steps=200 --set optimizer.lr=0.05 --out runs/mlp\n"
+              "  sortednet eval --checkpoint runs/demo --submodels 'width=4/8;width=8/8'\n"
+              "  sortednet export --checkpoint runs/demo --submodel width=4/8,depth.s1=2 --out w4.safetensors\n"
+              "Bad input ends with one line on stderr: exit status 2 for flags, 1 for everything else.");
+  const std::string recipe_keys = "\nRecipe keys (TOML sections; --set section.key=value), with their defaults:\n\n" +
+                                  TrainConfig{}.to_toml();
+
+  a.train = app->add_subcommand("train", "Train a recipe; writes DIR/{checkpoint.safetensors,metrics.jsonl,eval.csv,eval.svg}");
+  a.train->add_option("--config", a.config, "Recipe (TOML), e.g. configs/fmnist-resnet-demo.toml")->required()->check(CLI::ExistingFile);
+  a.train->add_option("--set", a.sets, "Override a recipe key: section.key=value (repeatable)");
+  a.train->add_option("--out", a.out, "Output directory")->required();
+  a.train->add_flag("--resume", a.resume, "Continue from DIR/checkpoint.safetensors if present");
+  a.train->footer(recipe_keys);
+
+  a.eval = app->add_subcommand("eval", "Evaluate sub-models of a checkpoint; prints and writes the table");
+  a.eval->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
+  a.eval->add_option("--submodels", a.specs,
+                   "'all' (default) or sub-models such as 'width=4/8,depth.s1=2'; repeat the flag or separate with ';'");
+  a.eval->add_option("--csv", a.csv, "Where to write the table (default: eval.csv beside the checkpoint)");
+
+  a.exp = app->add_subcommand("export", "Write one sub-model as a standalone dense checkpoint");
+  a.exp->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
+  a.exp->add_option("--submodel", a.spec, "The sub-model, e.g. 'width=4/8,depth.s1=2' (unnamed axes: full)")->required();
+  a.exp->add_option("--out", a.out, "Output file (.safetensors)")->required();
+
+  a.predict = app->add_subcommand("predict", "Write one sub-model's logits on the first test images (with the images)");
+  a.predict->add_option("--checkpoint", a.checkpoint, "Training checkpoint (file or directory) or an exported sub-model")
+      ->required()->check(CLI::ExistingPath);
+  a.predict->add_option("--submodel", a.spec, "The sub-model (default: the largest; an exported file holds one)");
+  a.predict->add_option("--count", a.count, "How many test images (default 64)")->check(CLI::PositiveNumber);
+  a.predict->add_option("--out", a.out, "Output file (.safetensors with tensors inputs, labels, logits)")->required();
+
+  a.info = app->add_subcommand("info", "List a recipe's sub-model space with parameters and FLOPs");
+  a.info->add_option("--config", a.config, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
+  a.info->add_option("--set", a.sets, "Override a recipe key: section.key=value (repeatable)");
+  a.info->footer(recipe_keys);
+
+  return app;
+}
+
+}  // namespace sn
