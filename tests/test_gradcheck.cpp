@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "autograd/node.h"
+#include "kernels/cpu/conv_shifted.h"
 #include "test_util.h"
 
 namespace sn {
@@ -151,11 +152,15 @@ TEST(Gradcheck, Conv2d) {
     Shape x, w;
     Conv2dGeometry g;
   };
+  // Every CPU algorithm: im2col and shifted GEMMs (which applies to the stride-1 ungrouped cases).
+  for (auto algorithm : {cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted})
   for (const Case& c : {Case{{2, 2, 5, 5}, {3, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},
                         Case{{1, 4, 6, 6}, {4, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 2}},
                         Case{{2, 3, 5, 5}, {3, 1, 3, 3}, {1, 1, 1, 1, 1, 1, 3}},
-                        Case{{1, 2, 5, 5}, {2, 2, 1, 1}, {2, 2, 0, 0, 1, 1, 1}}}) {
-    SCOPED_TRACE(shape_str(c.w));
+                        Case{{1, 2, 5, 5}, {2, 2, 1, 1}, {2, 2, 0, 0, 1, 1, 1}},
+                        Case{{3, 3, 4, 6}, {2, 3, 3, 2}, {1, 1, 2, 0, 1, 1, 1}}}) {
+    SCOPED_TRACE(shape_str(c.w) + (algorithm == cpu::ConvAlgorithm::shifted ? " shifted" : " im2col"));
+    cpu::set_conv_algorithm(algorithm);
     Conv2dGeometry g = c.g;
     expect_gradcheck([g](const Inputs& in) { return conv2d(in[0], in[1], in[2], g); },
                      {leaf(random_tensor(c.x, 40)), leaf(random_tensor(c.w, 41)), leaf(random_tensor({c.w[0]}, 42))});
@@ -168,6 +173,7 @@ TEST(Gradcheck, Conv2d) {
     expect_gradcheck([g, xs, ws](const Inputs& in) {
       return conv2d(in[0].narrow(1, 0, xs[1]), in[1].prefix({ws[0], ws[1]}), in[2].narrow(0, 0, ws[0]), g);
     }, {leaf(random_tensor(X, 43)), leaf(random_tensor(Wt, 44)), leaf(random_tensor({Wt[0]}, 45))});
+    cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
   }
 }
 

@@ -2,6 +2,7 @@
 // tensors and on nested windows of larger tensors.
 #include <gtest/gtest.h>
 
+#include "kernels/cpu/conv_shifted.h"
 #include "reference.h"
 #include "test_util.h"
 
@@ -220,8 +221,11 @@ TEST(Ops, Conv2dGroupedDepthwiseStridedPadded) {
   };
   for (ref::Conv c : {ref::Conv{2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 4, 8, 8, 6, 3, 3, 2, 1, 1, 2},
                       ref::Conv{1, 5, 6, 7, 5, 3, 3, 1, 1, 1, 5}, ref::Conv{2, 3, 9, 9, 2, 1, 1, 2, 0, 1, 1},
-                      ref::Conv{1, 2, 9, 9, 3, 3, 3, 1, 2, 2, 1}}) {
+                      ref::Conv{1, 2, 9, 9, 3, 3, 3, 1, 2, 2, 1}, ref::Conv{4, 5, 7, 5, 6, 3, 3, 1, 1, 1, 1},
+                      ref::Conv{3, 4, 6, 8, 5, 5, 5, 1, 2, 1, 1}, ref::Conv{2, 3, 5, 6, 4, 2, 3, 1, 0, 1, 1}}) {
+    for (auto algorithm : {cpu::ConvAlgorithm::automatic, cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted})
     for (bool nested : {false, true}) {
+      cpu::set_conv_algorithm(algorithm);
       Tensor X = random_tensor({c.N, c.Cin + 2, c.H, c.W}, 40);
       Tensor Wt = random_tensor({c.Cout + 3, c.Cin / c.groups + (c.groups == 1 ? 2 : 0), c.KH, c.KW}, 41);
       Tensor Bs = random_tensor({c.Cout + 1}, 42);
@@ -235,6 +239,7 @@ TEST(Ops, Conv2dGroupedDepthwiseStridedPadded) {
       Tensor y = conv2d(x, w, b, g);
       EXPECT_EQ(y.sizes(), (Shape{c.N, c.Cout, c.Ho(), c.Wo()}));
       expect_close(y, ref::conv2d(to_vector<float>(x), to_vector<float>(w), to_vector<float>(b), c), 1e-4f, "conv2d");
+      cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
     }
   }
   EXPECT_THROW(conv2d(random_tensor({1, 3, 5, 5}, 1), random_tensor({4, 2, 3, 3}, 2)), Error);

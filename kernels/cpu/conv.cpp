@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -225,6 +226,16 @@ bool per_image(const ConvDims& d) {
   return threads > 1 && d.N >= threads;
 }
 
+// Stride-1 convolutions with a real kernel (KH·KW > 1) skip im2col: shifted GEMMs over a padded
+// copy of each image (conv_shifted.h). 1×1 convolutions need no im2col expansion anyway.
+bool use_shifted(const ConvDims& d) {
+  return d.KH * d.KW > 1 && d.H + 2 * d.g.pad_h >= d.KH && d.W + 2 * d.g.pad_w >= d.KW && shifted_conv_applies(d.g, d.N);
+}
+
+ShiftedConvShape shifted_shape(const ConvDims& d) {
+  return {d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.g.pad_h, d.g.pad_w};
+}
+
 void forward_per_image(const Tensor& y, const Tensor& x, const Tensor& w, const ConvDims& d) {
   const int threads = omp_get_max_threads();
   const int64_t K = d.K(), P = d.P();
@@ -303,7 +314,9 @@ void CpuBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, co
   } else {
     // A filter whose kernel block is not contiguous (a window in KH/KW) is packed once.
     Tensor w = packed_filter(w_in);
-    if (per_image(d)) {
+    if (use_shifted(d)) {
+      shifted_conv_forward(y, x, w, shifted_shape(d));
+    } else if (per_image(d)) {
       forward_per_image(y, x, w, d);
     } else {
     const int64_t nb_max = chunk_images(d), P = d.P();
@@ -362,6 +375,7 @@ void CpuBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tenso
   Tensor w = packed_filter(w_in);
   SN_CHECK(!dw.defined() || filter_is_blas_ready(dw), "conv2d_backward",
            "filter gradient window needs a contiguous kernel block, strides ", shape_str(dw.strides()));
+  if (use_shifted(d)) return shifted_conv_backward(dx, dw, dy, x, w, shifted_shape(d));
   if (per_image(d)) return backward_per_image(dx, dw, dy, x, w, d);
   const int64_t nb_max = chunk_images(d), P = d.P();
   Tensor cols_buf = scratch({d.K(), nb_max * P});
