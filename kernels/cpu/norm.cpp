@@ -1,6 +1,7 @@
 // kernels/cpu/norm.cpp — LayerNorm / RMSNorm over rows [R, D], BatchNorm over NCHW channels.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
@@ -16,10 +17,14 @@ inline float at1(const Tensor& t, int64_t i, float dflt) {
   return t.defined() ? t.data<float>()[i * t.stride(0)] : dflt;
 }
 
-// x [N, C, H, W] with a contiguous H×W plane: the plane of (n, c).
-inline const float* plane(const Tensor& x, int64_t n, int64_t c) {
-  return x.data<float>() + n * x.stride(0) + c * x.stride(1);
-}
+// x [N, C, H, W] with contiguous H×W planes: base pointer and strides read once, outside the
+// hot loops; planes(n, c) is the plane of (n, c).
+struct Planes {
+  float* base;
+  int64_t sn, sc;
+  explicit Planes(const Tensor& t) : base(static_cast<float*>(t.data_ptr())), sn(t.stride(0)), sc(t.stride(1)) {}
+  float* operator()(int64_t n, int64_t c) const { return base + n * sn + c * sc; }
+};
 // Sum of f(i) over [0, n) with 16 independent float accumulators (the compiler vectorises them),
 // combined in double: per plane the float error stays small, across planes double carries it.
 template <class F>
@@ -110,12 +115,13 @@ void CpuBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const T
   check_nchw("batch_norm_stats", x);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const double count = double(N * P);
+  const Planes plane(x);
   parallel_for(C, N * P * 2, [&](int64_t c) {
     // One pass over values shifted by a sample of the channel (keeps E[x²]-E[x]² well conditioned).
-    const float shift = plane(x, 0, c)[0];
+    const float shift = plane(0, c)[0];
     double s = 0.0, ss = 0.0;
     for (int64_t n = 0; n < N; ++n) {
-      const float* p = plane(x, n, c);
+      const float* p = plane(n, c);
       s += lane_sum(P, [&](int64_t i) { return p[i] - shift; });
       ss += lane_sum(P, [&](int64_t i) { return (p[i] - shift) * (p[i] - shift); });
     }
@@ -131,12 +137,17 @@ void CpuBackend::batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor
   check_nchw("batch_norm_apply", x);
   check_nchw("batch_norm_apply", y);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  std::vector<float> scales(static_cast<size_t>(C)), shifts(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    scales[size_t(c)] = at1(invstd, c, 1.f) * at1(w, c, 1.f);
+    shifts[size_t(c)] = at1(b, c, 0.f) - at1(mean, c, 0.f) * scales[size_t(c)];
+  }
+  const Planes xs(x), ys(y);
   parallel_for(N * C, P, [&](int64_t nc) {
     int64_t n = nc / C, c = nc % C;
-    float scale = at1(invstd, c, 1.f) * at1(w, c, 1.f);
-    float shift = at1(b, c, 0.f) - at1(mean, c, 0.f) * scale;
-    const float* xp = plane(x, n, c);
-    float* yp = const_cast<float*>(plane(y, n, c));
+    const float scale = scales[size_t(c)], shift = shifts[size_t(c)];
+    const float* xp = xs(n, c);
+    float* yp = ys(n, c);
     for (int64_t i = 0; i < P; ++i) yp[i] = xp[i] * scale + shift;
   });
 }
@@ -149,12 +160,14 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
   check_nchw("batch_norm_backward", dy);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const double count = double(N * P);
+  const Planes xs(x), dys(dy);
+  const Planes dxs = dx.defined() ? Planes(dx) : xs;
   parallel_for(C, N * P * 3, [&](int64_t c) {
     float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
     double sum_g = 0.0, sum_gx = 0.0;  // sum(dy), sum(dy * xhat)
     for (int64_t n = 0; n < N; ++n) {
-      const float* xp = plane(x, n, c);
-      const float* gp = plane(dy, n, c);
+      const float* xp = xs(n, c);
+      const float* gp = dys(n, c);
       sum_g += lane_sum(P, [&](int64_t i) { return gp[i]; });
       sum_gx += lane_sum(P, [&](int64_t i) { return gp[i] * ((xp[i] - mu) * is); });
     }
@@ -164,9 +177,9 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
     float mg = training ? float(sum_g / count) : 0.f;
     float mgx = training ? float(sum_gx / count) : 0.f;
     for (int64_t n = 0; n < N; ++n) {
-      const float* xp = plane(x, n, c);
-      const float* gp = plane(dy, n, c);
-      float* dp = const_cast<float*>(plane(dx, n, c));
+      const float* xp = xs(n, c);
+      const float* gp = dys(n, c);
+      float* dp = dxs(n, c);
       for (int64_t i = 0; i < P; ++i)
         dp[i] = wc * is * (gp[i] - mg - (xp[i] - mu) * is * mgx);
     }
