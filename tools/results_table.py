@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compares a sorted run with its independent baselines: prints markdown for docs/results.md.
-Usage: tools/results_table.py RUN_DIR [--all]  (RUN_DIR holds sorted/eval.csv and
-independent-*/eval.csv; --all adds every sorted sub-model's row)."""
+Usage: tools/results_table.py RUN_DIR [--sorted NAME] [--all]  (RUN_DIR holds NAME/eval.csv,
+NAME defaulting to "sorted", and independent-*/eval.csv; --all adds every sorted sub-model's row)."""
 import csv
 import glob
 import os
@@ -15,7 +15,8 @@ def rows(path):
 
 def main():
     run = sys.argv[1]
-    sorted_rows = rows(os.path.join(run, "sorted", "eval.csv"))
+    name = sys.argv[sys.argv.index("--sorted") + 1] if "--sorted" in sys.argv else "sorted"
+    sorted_rows = rows(os.path.join(run, name, "eval.csv"))
     baselines = {}
     for path in sorted(glob.glob(os.path.join(run, "independent-*", "eval.csv"))):
         baselines.update(rows(path))

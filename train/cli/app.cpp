@@ -33,6 +33,9 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.eval->add_option("--submodels", a.specs,
                    "'all' (default) or sub-models such as 'width=4/8,depth.s1=2'; repeat the flag or separate with ';'");
   a.eval->add_option("--csv", a.csv, "Where to write the table (default: eval.csv beside the checkpoint)");
+  a.eval->add_option("--set", a.sets,
+                     "Override a key of the stored recipe for this evaluation, e.g. eval.recalibration_batches=50 or "
+                     "data.test_limit=0 (repeatable)");
 
   a.exp = app->add_subcommand("export", "Write one sub-model as a standalone dense checkpoint");
   a.exp->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);

@@ -31,9 +31,11 @@ std::vector<SubModel> pick(const Model& model, const std::vector<std::string>& s
   return subs;
 }
 
-int run_eval(const std::string& checkpoint, const std::vector<std::string>& specs, const std::string& out_csv) {
+int run_eval(const std::string& checkpoint, const std::vector<std::string>& specs, const std::vector<std::string>& sets,
+             const std::string& out_csv) {
   const std::string file = checkpoint_file(checkpoint);
   TrainConfig config = checkpoint_config(file);
+  if (!sets.empty()) config = parse_config(config.to_toml(), sets, file + " (stored recipe)");
   auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
   load_checkpoint(file, *model, nullptr);
   auto [train, test] = load_datasets(config);
@@ -129,7 +131,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*a.train) return run_train(a.config, a.sets, a.out, a.resume);
-    if (*a.eval) return run_eval(a.checkpoint, a.specs, a.csv);
+    if (*a.eval) return run_eval(a.checkpoint, a.specs, a.sets, a.csv);
     if (*a.exp) return run_export(a.checkpoint, a.spec, a.out);
     if (*a.predict) return run_predict(a.checkpoint, a.spec, a.count, a.out);
     if (*a.info) return run_info(a.config, a.sets);
