@@ -28,6 +28,9 @@ same_as_reference() {  # same_as_reference DIR NAME
 }
 
 train --out "$work/ref" >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; exit 1; }
+kept=$(ls "$work/ref" | grep -c '^checkpoint-[0-9]*\.safetensors$')
+[[ $kept -eq 3 && -f $work/ref/checkpoint-300.safetensors ]] || fail "keep_checkpoints=3 kept $kept numbered checkpoints"
+cmp -s "$work/ref/checkpoint.safetensors" "$work/ref/checkpoint-300.safetensors" || fail "checkpoint.safetensors is not the newest"
 
 # 1a. Deterministic kill points (the n-th time the point is reached).
 for point in accumulate:200 optimizer-step:57 checkpoint-write:4 checkpoint-rename:6; do

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config libopenblas-openmp-dev libgtest-dev libbenchmark-dev zlib1g-dev
-          nlohmann-json3-dev libtomlplusplus-dev libcli11-dev dataset-fashion-mnist)
+          nlohmann-json3-dev libtomlplusplus-dev libcli11-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
 for flag in "$@"; do
   case "$flag" in
     --demo) ;;  # the data set is always installed now; kept for compatibility

@@ -1,0 +1,60 @@
+// train/comm.h — collectives for data-parallel training, behind one interface: a local
+// communicator (one process, needs nothing), MPI for CPU tensors (built where MPI is found).
+//
+// Gradients travel as windows: all_reduce_windows packs the touched prefix of every gradient
+// into one contiguous buffer, reduces it in a single collective and unpacks it, so a step that
+// trained only small sub-models moves only their bytes. Every collective has a deadline: a rank
+// that died or stalls makes the others fail with a clear message instead of hanging.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sn {
+
+struct CommStats {
+  int64_t collectives = 0;
+  int64_t bytes_reduced = 0;  // payload of all-reduces (per rank, before the backend's own traffic)
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;
+  // In place, across all ranks: the element-wise sum of n floats / the maximum of n integers.
+  virtual void all_reduce_sum(float* data, int64_t n) = 0;
+  virtual void all_reduce_max(int64_t* data, int64_t n) = 0;
+  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  virtual void barrier() = 0;
+
+  const CommStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
+
+ protected:
+  CommStats stats_;
+};
+
+// One process: every collective is the identity.
+std::unique_ptr<Communicator> make_local_communicator();
+// MPI_COMM_WORLD (initialising MPI on first use; finalised at exit). An sn::Error where sortednet
+// was built without MPI. `timeout_s`: the longest a collective may wait for the other ranks.
+std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s = 300.0);
+// Whether this process was started by mpirun/srun (a rank of a multi-process job).
+bool launched_by_mpi();
+
+// Makes every rank's `windows` (one prefix shape per tensor) their union: the element-wise
+// maximum over ranks. Ranks that trained different sub-models then reduce the same region.
+void union_windows(Communicator& comm, std::vector<Shape>& windows);
+
+// grads[i].prefix(windows[i]) = scale · Σ_ranks grads[i].prefix(windows[i]), for every i, with the
+// windows packed into one buffer and reduced in one collective. CPU tensors.
+void all_reduce_windows(Communicator& comm, const std::vector<Tensor>& grads, const std::vector<Shape>& windows,
+                        float scale);
+
+}  // namespace sn
