@@ -46,7 +46,7 @@ done
 dir="$work/random"
 for attempt in 1 2 3 4 5 6; do
   delay=$(awk -v s=$RANDOM 'BEGIN { srand(s); printf "%.2f", 0.4 + rand() * 1.6 }')
-  (timeout -s KILL "$delay" "$cli" train "${recipe[@]}" --out "$dir" --resume >>"$dir.log" 2>&1)
+  { timeout -s KILL "$delay" "$cli" train "${recipe[@]}" --out "$dir" --resume >>"$dir.log" 2>&1; } 2>/dev/null
   echo "     random kill $attempt after ${delay}s: exit $?"
 done
 train --out "$dir" --resume >>"$dir.log" 2>&1 || fail "random kills: final resume failed"
