@@ -48,6 +48,8 @@ std::vector<Field> fields(TrainConfig& c) {
       {"train.keep_checkpoints", Kind::integer, &c.keep_checkpoints},
       {"train.nonfinite", Kind::text, &c.nonfinite},
       {"train.max_consecutive_skips", Kind::integer, &c.max_consecutive_skips},
+      {"train.data_parallel", Kind::text, &c.data_parallel},
+      {"train.comm_timeout_s", Kind::real, &c.comm_timeout_s},
       {"optimizer.name", Kind::text, &c.optimizer},
       {"optimizer.lr", Kind::real, &c.lr},
       {"optimizer.momentum", Kind::real, &c.momentum},
@@ -126,6 +128,9 @@ void validate(const TrainConfig& c) {
   positive("train.log_every", c.log_every);
   positive("train.keep_checkpoints", c.keep_checkpoints);
   positive("train.max_consecutive_skips", c.max_consecutive_skips);
+  SN_CHECK(c.data_parallel == "synced" || c.data_parallel == "per-rank", "config",
+           "train.data_parallel must be \"synced\" or \"per-rank\", got \"", c.data_parallel, "\"");
+  SN_CHECK(c.comm_timeout_s > 0, "config", "'train.comm_timeout_s' must be positive, got ", c.comm_timeout_s);
   SN_CHECK(c.nonfinite == "skip" || c.nonfinite == "stop", "config", "train.nonfinite must be \"skip\" or \"stop\", got \"",
            c.nonfinite, "\"");
   for (auto [key, v] : {std::pair{"data.train_limit", c.train_limit}, {"data.test_limit", c.test_limit},

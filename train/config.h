@@ -43,6 +43,10 @@ struct TrainConfig {
   int64_t keep_checkpoints = 1;  // > 1: also keep the last N as checkpoint-STEP.safetensors
   std::string nonfinite = "skip";  // a NaN/Inf loss or gradient: skip the step | stop
   int64_t max_consecutive_skips = 10;  // skip: stop after this many non-finite steps in a row
+  // Under mpirun: every rank trains the same sub-models (synced, from the shared seed) or draws
+  // its own (per-rank; the union of their windows is reduced). data.batch_size is the global batch.
+  std::string data_parallel = "synced";
+  double comm_timeout_s = 300.0;  // a collective waiting longer ends the job (a rank died or stalls)
   // [optimizer]
   std::string optimizer = "sgd";
   double lr = 0.1;

@@ -148,11 +148,13 @@ Dataset parse_cifar10(const std::vector<std::vector<uint8_t>>& files, const std:
 }
 
 BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, Augment augment,
-                         uint64_t seed, int64_t prefetch)
-    : data_(data), batch_size_(batch_size), shuffle_(shuffle), augment_(augment), seed_(seed),
-      prefetch_(prefetch) {
+                         uint64_t seed, int64_t prefetch, int64_t shard, int64_t shards)
+    : data_(data), batch_size_(batch_size), shard_(shard), shards_(shards), shuffle_(shuffle), augment_(augment),
+      seed_(seed), prefetch_(prefetch) {
   SN_CHECK(batch_size >= 1 && batch_size <= data.size(), "data", "batch size ", batch_size,
            " does not fit a dataset of ", data.size(), " examples");
+  SN_CHECK(shards >= 1 && shard >= 0 && shard < shards && batch_size % shards == 0, "data", "batch size ", batch_size,
+           " does not split into ", shards, " equal shards (make it a multiple of the number of ranks)");
   batches_per_epoch_ = data.size() / batch_size;  // the last partial batch is dropped
   if (prefetch_ > 0) thread_ = std::thread(&BatchLoader::worker, this);
 }
@@ -218,22 +220,26 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
   }
   const Shape& s = data_.images.sizes();
   const int64_t C = s[1], H = s[2], W = s[3], plane = H * W;
+  const int64_t rows = batch_size_ / shards_, first = shard_ * rows;
   Batch b;
   b.epoch = epoch;
   b.index = index;
-  b.images = empty({batch_size_, C, H, W});
-  std::vector<int64_t> labels(static_cast<size_t>(batch_size_));
+  b.images = empty({rows, C, H, W});
+  std::vector<int64_t> labels(static_cast<size_t>(rows));
   const float* src = data_.images.contiguous().data<float>();
   const int64_t* lab = data_.labels.contiguous().data<int64_t>();
   float* dst = b.images.data<float>();
   Generator aug = Generator(seed_ ^ 0xa5a5a5a5u).split(uint64_t(epoch) * 1000003u + uint64_t(index));
   const int64_t pad = augment_.crop_padding;
-  for (int64_t j = 0; j < batch_size_; ++j) {
-    const int64_t ex = order[size_t(index * batch_size_ + j)];
-    labels[size_t(j)] = lab[ex];
+  for (int64_t jg = 0; jg < batch_size_; ++jg) {
+    // Every shard draws the whole batch's augmentations, so its slice matches the global batch.
     const int64_t dy = pad > 0 ? int64_t(aug.below(uint64_t(2 * pad + 1))) - pad : 0;
     const int64_t dx = pad > 0 ? int64_t(aug.below(uint64_t(2 * pad + 1))) - pad : 0;
     const bool flip = augment_.flip && (aug.next_u32() & 1u);
+    const int64_t j = jg - first;
+    if (j < 0 || j >= rows) continue;
+    const int64_t ex = order[size_t(index * batch_size_ + jg)];
+    labels[size_t(j)] = lab[ex];
     for (int64_t c = 0; c < C; ++c) {
       const float* in = src + (ex * C + c) * plane;
       float* out = dst + (j * C + c) * plane;
@@ -245,7 +251,7 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
         }
     }
   }
-  b.labels = from_vector(labels, {batch_size_});
+  b.labels = from_vector(labels, {rows});
   return b;
 }
 

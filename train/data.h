@@ -49,10 +49,12 @@ struct Batch {
 
 // Shuffled batches in epoch order. Batch (epoch, i) depends only on (seed, epoch, i), so a
 // run resumes exactly from any batch. A background thread prepares the next batches.
+// Data parallel: with shards > 1 each batch is this shard's equal slice of the global batch of
+// `batch_size` examples (the same examples and augmentations, whatever the number of shards).
 class BatchLoader {
  public:
   BatchLoader(const Dataset& data, int64_t batch_size, bool shuffle, Augment augment, uint64_t seed,
-              int64_t prefetch = 2);
+              int64_t prefetch = 2, int64_t shard = 0, int64_t shards = 1);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -70,6 +72,7 @@ class BatchLoader {
 
   const Dataset& data_;
   int64_t batch_size_, batches_per_epoch_;
+  int64_t shard_ = 0, shards_ = 1;
   bool shuffle_;
   Augment augment_;
   uint64_t seed_;

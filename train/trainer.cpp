@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "autograd/ops.h"
 #include "core/failpoint.h"
@@ -114,6 +115,7 @@ std::pair<Dataset, Dataset> load_datasets(const TrainConfig& c) {
 
 Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
     : config_(std::move(config)), out_dir_(std::move(out_dir)), dropout_rng_(config_.seed, 0xd0) {
+  comm_ = launched_by_mpi() ? make_mpi_communicator(config_.comm_timeout_s) : make_local_communicator();
   make_dir(out_dir_);
   std::tie(train_set_, test_set_) = load_datasets(config_);
   model_ = make_model({config_.model, parse_bn_stats(config_.bn_stats), config_.seed});
@@ -127,17 +129,26 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   const int64_t per_step = independent_ >= 0 ? 1 : config_.submodels_per_step;
   // Independent mode never samples; its (unused) sampler must still accept one per step.
   const SamplerKind kind = independent_ >= 0 ? SamplerKind::uniform : parse_sampler(config_.sampler);
-  sampler_ = std::make_unique<Sampler>(space, kind, per_step, config_.seed, flops, config_.sampler_power);
+  // per-rank: each rank its own sampler stream; synced: all ranks the same.
+  const bool per_rank = config_.data_parallel == "per-rank" && comm_->size() > 1;
+  const uint64_t sampler_seed = per_rank ? config_.seed + 0x9e3779b97f4a7c15ull * uint64_t(comm_->rank() + 1) : config_.seed;
+  sampler_ = std::make_unique<Sampler>(space, kind, per_step, sampler_seed, flops, config_.sampler_power);
   optimizer_ = std::make_unique<Optimizer>(*model_, config_.optimizer_config());
   schedule_ = config_.schedule_config();
   loader_ = std::make_unique<BatchLoader>(train_set_, config_.batch_size, true,
-                                          Augment{config_.crop_padding, config_.flip}, config_.seed);
+                                          Augment{config_.crop_padding, config_.flip}, config_.seed, 2, comm_->rank(),
+                                          comm_->size());
   batches_per_step_ = config_.new_batch_per_submodel ? per_step : 1;
   total_steps_ = config_.epochs * loader_->batches_per_epoch() / batches_per_step_;
   if (config_.max_steps > 0) total_steps_ = std::min(total_steps_, config_.max_steps);
   SN_CHECK(total_steps_ > 0, "train", "the recipe has no steps (", train_set_.size(), " examples, batch ",
            config_.batch_size, ")");
-  if (resume) resume_from_checkpoint();
+  if (resume && is_lead()) resume_from_checkpoint();
+  if (comm_->size() > 1) {
+    broadcast_state();
+    if (per_rank)  // this rank's own stream, advanced to the step (checkpoints keep rank 0's)
+      for (int64_t s = 0; s < step_; ++s) sampler_->next();
+  }
   loader_->seek(step_ * batches_per_step_ / loader_->batches_per_epoch(),
                 step_ * batches_per_step_ % loader_->batches_per_epoch());
 }
@@ -165,6 +176,51 @@ void Trainer::resume_from_checkpoint() {
     }
   }
   if (!first_error.empty()) fail("train", "cannot resume: " + first_error);
+}
+
+void Trainer::broadcast_state() {
+  Communicator& c = *comm_;
+  auto bcast = [&](const Tensor& t) {
+    SN_CHECK(t.is_contiguous(), "train", "cannot broadcast a non-contiguous tensor ", t.str());
+    c.broadcast(t.data_ptr(), t.numel() * int64_t(element_size(t.dtype())), 0);
+  };
+  for (auto& [name, p] : model_->named_parameters()) bcast(p->tensor);
+  for (auto& [name, b] : model_->named_buffers()) bcast(*b);
+  std::map<std::string, Tensor> opt = optimizer_->state();
+  for (auto& [name, t] : opt) bcast(t);
+  optimizer_->load_state(opt);
+  struct Scalars {
+    int64_t step, skipped, last_saved;
+    SamplerState sampler;
+    GeneratorState dropout;
+  } s{step_, skipped_steps_, last_saved_step_, sampler_->state(), dropout_rng_.state()};
+  c.broadcast(&s, sizeof(s), 0);
+  step_ = s.step;
+  skipped_steps_ = s.skipped;
+  last_saved_step_ = s.last_saved;
+  sampler_->set_state(s.sampler);
+  dropout_rng_.set_state(s.dropout);
+}
+
+void Trainer::reduce_step(std::vector<Shape>& windows, double& loss_sum) {
+  const int64_t ranks = comm_->size();
+  if (config_.data_parallel == "per-rank") union_windows(*comm_, windows);
+  std::vector<Tensor> grads;
+  for (auto& [name, p] : model_->named_parameters()) {
+    const size_t i = grads.size();
+    Tensor g = p->tensor.grad();
+    if (!g.defined() && numel_of(windows[i]) > 0) {  // another rank's sub-model used it: zeros here
+      p->tensor.grad_slot()->grad = zeros(p->tensor.sizes(), DType::f32, p->tensor.device());
+      g = p->tensor.grad();
+    }
+    grads.push_back(g);
+  }
+  // Each rank's gradient is of its mean loss over its slice: their mean is the global batch's.
+  all_reduce_windows(*comm_, grads, windows, 1.f / float(ranks));
+  float scalars[2] = {float(loss_sum), float(g_stop_signal.load())};
+  comm_->all_reduce_sum(scalars, 2);
+  loss_sum = double(scalars[0]) / double(ranks);
+  if (scalars[1] > 0 && stop_signal_ == 0) stop_signal_ = g_stop_signal.load() ? g_stop_signal.load() : SIGTERM;
 }
 
 void Trainer::handle_nonfinite(const std::string& what, const std::vector<int64_t>& subs) {
@@ -224,7 +280,11 @@ void Trainer::train_step() {
     if (failpoint("nan-grad") && params[0].second->tensor.grad().defined())  // fault tests
       params[0].second->tensor.grad().prefix(windows[0]).fill_(NAN);
     crash_point("accumulate");  // crash tests: killed between two sub-models of one step
+    if (failpoint("stall")) std::this_thread::sleep_for(std::chrono::hours(1));  // a hung rank, for tests
   }
+  if (comm_->size() > 1) reduce_step(windows, loss_sum);
+  else stop_signal_ = g_stop_signal.load();
+  finite_loss = finite_loss && std::isfinite(loss_sum);
   // The gradient norm (clipped when asked) also tells whether any gradient is NaN or infinite.
   const double norm = optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
   if (!finite_loss || !std::isfinite(norm)) {
@@ -245,6 +305,10 @@ void Trainer::save(const std::string& path) {
 }
 
 void Trainer::checkpoint() {
+  if (!is_lead()) {  // rank 0 writes; the others only keep count
+    last_saved_step_ = step_;
+    return;
+  }
   const std::string latest = out_dir_ + "/checkpoint.safetensors";
   if (config_.keep_checkpoints <= 1) {
     save(latest);
@@ -268,10 +332,16 @@ void Trainer::checkpoint() {
 }
 
 void Trainer::train_until(int64_t until_step) {
-  const bool tty = ::isatty(STDOUT_FILENO);
-  std::ofstream metrics(out_dir_ + "/metrics.jsonl", std::ios::app);
-  SN_CHECK(metrics.good(), "train", "cannot write '", out_dir_, "/metrics.jsonl'");
+  const bool lead = is_lead();  // only rank 0 logs and saves
+  // mpirun hands ranks a pseudo-terminal even when its own output goes to a file: plain lines.
+  const bool tty = lead && ::isatty(STDOUT_FILENO) && !launched_by_mpi();
+  std::ofstream metrics;
+  if (lead) {
+    metrics.open(out_dir_ + "/metrics.jsonl", std::ios::app);
+    SN_CHECK(metrics.good(), "train", "cannot write '", out_dir_, "/metrics.jsonl'");
+  }
   const auto start = std::chrono::steady_clock::now();
+  const int64_t bytes_before = comm_->stats().bytes_reduced;
   const int64_t first = step_, end = std::min(until_step, total_steps_);
   double window_loss = 0;
   int64_t window_steps = 0;
@@ -282,15 +352,16 @@ void Trainer::train_until(int64_t until_step) {
     ++window_steps;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double per_step = elapsed / double(step_ - first);
-    if (step_ % config_.log_every == 0 || step_ == end) {
+    if (lead && (step_ % config_.log_every == 0 || step_ == end)) {
       const double lr = schedule_.at(step_ - 1, total_steps_);
       const int64_t examples = config_.batch_size * batches_per_step_;
       char line[512];
       std::snprintf(line, sizeof(line),
                     "{\"step\": %lld, \"epoch\": %.3f, \"lr\": %.6g, \"loss\": %.6f, \"examples_per_s\": %.1f, "
-                    "\"elapsed_s\": %.2f, \"skipped_steps\": %lld}\n",
+                    "\"elapsed_s\": %.2f, \"skipped_steps\": %lld, \"ranks\": %d, \"reduced_bytes_per_step\": %.0f}\n",
                     (long long)step_, double(step_ * batches_per_step_) / double(loader_->batches_per_epoch()), lr,
-                    window_loss / double(window_steps), double(examples) / per_step, elapsed, (long long)skipped_steps_);
+                    window_loss / double(window_steps), double(examples) / per_step, elapsed, (long long)skipped_steps_,
+                    comm_->size(), double(comm_->stats().bytes_reduced - bytes_before) / double(step_ - first));
       metrics << line << std::flush;
       if (!tty) {
         char speed[32];
@@ -300,6 +371,8 @@ void Trainer::train_until(int64_t until_step) {
                     window_loss / double(window_steps), lr, speed, duration(per_step * double(total_steps_ - step_)).c_str());
         std::fflush(stdout);
       }
+    }
+    if (step_ % config_.log_every == 0 || step_ == end) {
       window_loss = 0;
       window_steps = 0;
     }
@@ -311,10 +384,10 @@ void Trainer::train_until(int64_t until_step) {
                   duration(per_step * double(total_steps_ - step_)).c_str());
       std::fflush(stdout);
     }
-    if (const int signal = g_stop_signal.load()) {
+    if (stop_signal_) {  // every rank sees the same request after the same step
       if (tty) std::printf("\n");
       checkpoint();
-      throw TrainingInterrupted(signal, step_, out_dir_ + "/checkpoint.safetensors");
+      throw TrainingInterrupted(stop_signal_, step_, out_dir_ + "/checkpoint.safetensors");
     }
     if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < total_steps_) checkpoint();
   }
@@ -323,13 +396,20 @@ void Trainer::train_until(int64_t until_step) {
 
 std::vector<EvalRow> Trainer::run() {
   const auto start = std::chrono::steady_clock::now();
-  std::printf("training %s: %lld sub-models, %s sampler, %lld per step, %lld steps (%lld epochs of %lld examples)\n",
-              config_.model.c_str(), (long long)model_->space().size(),
-              independent_ >= 0 ? "independent" : config_.sampler.c_str(),
-              (long long)(independent_ >= 0 ? 1 : config_.submodels_per_step), (long long)total_steps_,
-              (long long)config_.epochs, (long long)train_set_.size());
+  if (is_lead()) {
+    std::printf("training %s: %lld sub-models, %s sampler, %lld per step, %lld steps (%lld epochs of %lld examples)",
+                config_.model.c_str(), (long long)model_->space().size(),
+                independent_ >= 0 ? "independent" : config_.sampler.c_str(),
+                (long long)(independent_ >= 0 ? 1 : config_.submodels_per_step), (long long)total_steps_,
+                (long long)config_.epochs, (long long)train_set_.size());
+    if (comm_->size() > 1)
+      std::printf(", data parallel on %d ranks (%s, %s, %lld examples per rank and step)", comm_->size(),
+                  comm_->backend().c_str(), config_.data_parallel.c_str(), (long long)(config_.batch_size / comm_->size()));
+    std::printf("\n");
+  }
   train_until(total_steps_);
   checkpoint();
+  if (!is_lead()) return {};  // rank 0 evaluates and writes the reports
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<SubModel> subs = independent_ >= 0 ? std::vector<SubModel>{model_->space().at(independent_)}
                                                  : parse_submodel_list(model_->space(), config_.eval_submodels);

@@ -9,6 +9,7 @@
 
 #include "models/model.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/data.h"
 #include "train/evaluate.h"
@@ -45,6 +46,8 @@ class Trainer {
   void train_until(int64_t until_step);
 
   Model& model() { return *model_; }
+  Communicator& comm() { return *comm_; }
+  bool is_lead() const { return comm_->rank() == 0; }  // the rank that logs, evaluates and saves
   Optimizer& optimizer() { return *optimizer_; }
   int64_t step() const { return step_; }
   int64_t skipped_steps() const { return skipped_steps_; }
@@ -59,6 +62,10 @@ class Trainer {
   void train_step();
   std::vector<int64_t> next_submodels();
   void resume_from_checkpoint();
+  // Data parallel: rank 0's parameters, optimizer state, step and RNG states on every rank.
+  void broadcast_state();
+  // Data parallel: the gradients (and the loss and stop request) summed over ranks.
+  void reduce_step(std::vector<Shape>& windows, double& loss_sum);
   // A non-finite loss or gradient: skip the step (counting it) or stop, per train.nonfinite.
   void handle_nonfinite(const std::string& what, const std::vector<int64_t>& subs);
 
@@ -69,12 +76,14 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<BatchLoader> loader_;
+  std::unique_ptr<Communicator> comm_;
   Schedule schedule_;
   Generator dropout_rng_;
   int64_t independent_ = -1;  // the fixed sub-model's index in independent mode
   int64_t step_ = 0, total_steps_ = 0, batches_per_step_ = 1;
   int64_t skipped_steps_ = 0, consecutive_skips_ = 0;
   int64_t last_saved_step_ = -1;
+  int stop_signal_ = 0;  // a stop request seen by any rank this step
   double last_loss_ = 0.0;
 };
 

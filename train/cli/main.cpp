@@ -19,6 +19,7 @@ int run_train(const std::string& config_path, const std::vector<std::string>& se
   TrainConfig config = load_config(config_path, sets);
   Trainer trainer(config, out, resume);
   std::vector<EvalRow> rows = trainer.run();
+  if (!trainer.is_lead()) return 0;  // data parallel: rank 0 reports
   print_table(rows);
   std::printf("wrote %s/{checkpoint.safetensors,metrics.jsonl,eval.csv,eval.svg}\n", out.c_str());
   return 0;
