@@ -13,6 +13,7 @@
 #include "nn/module.h"
 #include "nn/submodel.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/data.h"
 #include "train/evaluate.h"
