@@ -85,7 +85,7 @@ same_as_reference "$dir" "resumed past a corrupted checkpoint"
 # 4. Non-finite gradients.
 dir="$work/nan-skip"
 SN_FAILPOINT=nan-grad:40 train --out "$dir" >/dev/null 2>"$work/err" || fail "nonfinite=skip: the run failed"
-if grep -q '"skipped_steps": 1}' "$dir/metrics.jsonl" && grep -q "step skipped" "$work/err"; then
+if grep -q '"skipped_steps": 1,' "$dir/metrics.jsonl" && grep -q "step skipped" "$work/err"; then
   echo "ok   nonfinite=skip: $(head -1 "$work/err")"
 else fail "nonfinite=skip: the skipped step was not reported"; fi
 dir="$work/nan-stop"
