@@ -14,6 +14,11 @@ tools/build.sh >/dev/null
 # All 216 sub-models together; BatchNorm recalibrated per sub-model before evaluation.
 build/bin/sortednet train --config configs/fmnist-resnet.toml "${common[@]}" \
   --set model.bn_stats=recalibrate --set eval.recalibration_batches=5 --out "$out/sorted"
+# The same with two levers: the largest sub-model's loss weighted 4× (its share of the mean loss
+# becomes that of a model trained alone) and in-place distillation from it into the others.
+build/bin/sortednet train --config configs/fmnist-resnet.toml "${common[@]}" \
+  --set model.bn_stats=recalibrate --set eval.recalibration_batches=5 \
+  --set train.largest_loss_weight=4 --set train.distill_alpha=0.5 --out "$out/sorted-llw4-kd"
 
 # Independent baselines: the full model, the smallest, width 1/2 at full depth, full width at
 # depth (1,1,1), and two in between.
@@ -24,3 +29,4 @@ for i in "${!baselines[@]}"; do
     --set "train.independent=${baselines[$i]}" --out "$out/independent-$i"
 done
 /usr/bin/python3 tools/results_table.py "$out"
+/usr/bin/python3 tools/results_table.py "$out" --sorted sorted-llw4-kd
