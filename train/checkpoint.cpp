@@ -134,14 +134,16 @@ void export_submodel(const std::string& path, Model& model, const SubModel& sub,
                     {"bn_stats", config.bn_stats}, {"config", config.to_toml()}});
 }
 
-bool is_exported(const std::string& path) {
-  SafetensorsFile f = load_safetensors(path);
+bool is_exported(const SafetensorsFile& f) {
   auto it = f.metadata.find("format");
   return it != f.metadata.end() && it->second == kDenseFormat;
 }
 
 std::shared_ptr<Model> load_exported(const std::string& path, TrainConfig* config) {
-  SafetensorsFile f = load_safetensors(path);
+  return load_exported(load_safetensors(path), path, config);
+}
+
+std::shared_ptr<Model> load_exported(const SafetensorsFile& f, const std::string& path, TrainConfig* config) {
   SN_CHECK(meta(f, "format", path) == kDenseFormat, "checkpoint", "'", path, "' has format '",
            meta(f, "format", path), "', expected an exported sub-model (", kDenseFormat, ")");
   TrainConfig c = parse_config(meta(f, "config", path), {}, path + " (stored recipe)");

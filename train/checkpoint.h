@@ -9,6 +9,7 @@
 #include "models/model.h"
 #include "train/config.h"
 #include "train/optimizer.h"
+#include "train/safetensors.h"
 #include "train/sampler.h"
 
 namespace sn {
@@ -41,7 +42,9 @@ void export_submodel(const std::string& path, Model& model, const SubModel& sub,
 // A file written by export_submodel, loaded into the standalone dense network of its sub-model
 // (whose space holds that one sub-model); `config` receives the recipe stored with it.
 std::shared_ptr<Model> load_exported(const std::string& path, TrainConfig* config = nullptr);
-// Whether `path` (a file) was written by export_submodel rather than by training.
-bool is_exported(const std::string& path);
+// The same from a file already read (`path` names it in errors).
+std::shared_ptr<Model> load_exported(const SafetensorsFile& file, const std::string& path, TrainConfig* config = nullptr);
+// Whether `file` was written by export_submodel rather than by training.
+bool is_exported(const SafetensorsFile& file);
 
 }  // namespace sn

@@ -74,8 +74,9 @@ int run_predict(const std::string& checkpoint, const std::string& spec, int64_t 
   std::shared_ptr<Model> model;
   SubModel sub;
   int64_t index = 0;
-  if (is_exported(file)) {
-    model = load_exported(file, &config);
+  SafetensorsFile contents = load_safetensors(file);  // read once: an export is loaded from it
+  if (is_exported(contents)) {
+    model = load_exported(contents, file, &config);
     sub = model->space().at(0);
     SN_CHECK(spec.empty() || model->space().parse(spec) == sub, "predict", "'", file,
              "' holds only sub-model ", sub.str());
