@@ -82,6 +82,10 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
     SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
     return;
   }
+  if (dst.is_contiguous() && src.is_contiguous()) {
+    SN_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), bytes, cudaMemcpyDeviceToDevice, current_stream()));
+    return;
+  }
   const int64_t n = dst.numel();
   auto launch = [&](auto tag) {
     using T = decltype(tag);

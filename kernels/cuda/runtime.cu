@@ -2,10 +2,13 @@
 // registration.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "core/allocator.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace sn {
 namespace {
@@ -52,8 +55,54 @@ bool cuda_available() { return cuda_device_count() > 0; }
 
 cudaStream_t current_stream() { return t_stream; }
 
+namespace cuda {
+
+void check_f32(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    SN_CHECK(t->dtype() == DType::f32, op, "expects f32, got ", dtype_name(t->dtype()), " ", shape_str(t->sizes()));
+    SN_CHECK(t->device().is_cuda(), op, "expects a cuda tensor, got ", t->device().str());
+  }
+}
+
+IndexView index_view(const char* op, const Tensor& index) {
+  SN_CHECK(index.dim() == 1, op, "indices must be 1-d, got ", shape_str(index.sizes()));
+  SN_CHECK(index.device().is_cuda(), op, "indices must be on the GPU, got ", index.device().str());
+  SN_CHECK(index.dtype() == DType::i64 || index.dtype() == DType::i32, op, "indices must be i32 or i64, got ",
+           dtype_name(index.dtype()));
+  return {index.data_ptr(), index.stride(0), index.dtype() == DType::i64};
+}
+
+// One flag buffer per thread, allocated once: raising and reading it costs no allocation.
+namespace {
+long long* thread_flag() {
+  thread_local long long* flag = [] {
+    void* p = nullptr;
+    SN_CUDA_CHECK(cudaMalloc(&p, 4 * sizeof(long long)));
+    return static_cast<long long*>(p);
+  }();
+  return flag;
+}
+}  // namespace
+
+ErrorFlag::ErrorFlag() : flag_(thread_flag()) {
+  SN_CUDA_CHECK(cudaMemsetAsync(flag_, 0, 3 * sizeof(long long), current_stream()));
+}
+ErrorFlag::~ErrorFlag() = default;
+
+void ErrorFlag::check(const char* op, const char* what, int64_t limit) const {
+  long long host[3] = {0, 0, 0};
+  SN_CUDA_CHECK(cudaMemcpyAsync(host, flag_, sizeof(host), cudaMemcpyDeviceToHost, current_stream()));
+  SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+  if (host[0] != 0) fail(op, std::string(what) + " " + std::to_string(host[1]) + " at position " +
+                                 std::to_string(host[2]) + " outside [0, " + std::to_string(limit) + ")");
+}
+
+}  // namespace cuda
+
 Backend& cuda_backend() {
   static CudaBackend* backend = [] {
+    if (const char* tf32 = std::getenv("SN_CUDA_TF32")) set_cuda_tf32(std::string(tf32) != "0");
     register_allocator(DeviceType::CUDA, new CudaCachingAllocator());  // lives for the process
     return new CudaBackend();
   }();

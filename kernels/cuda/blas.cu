@@ -1,0 +1,153 @@
+// kernels/cuda/blas.cu — GEMM on strided views through cuBLAS: nested windows and transposed
+// views pass their leading dimensions straight through (no copies); dW accumulates in place with
+// beta = 1. fp32 runs on the TF32 tensor cores unless set_cuda_tf32(false).
+#include <cublas_v2.h>
+
+#include <atomic>
+
+#include "kernels/cuda/launch.cuh"
+
+namespace sn {
+namespace cuda {
+namespace {
+
+std::atomic<bool> g_tf32{true};
+
+const char* cublas_status_name(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "success";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "invalid value";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "architecture mismatch";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "execution failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "not supported";
+    default: return "error";
+  }
+}
+
+#define SN_CUBLAS_CHECK(expr)                                                                \
+  do {                                                                                       \
+    cublasStatus_t sn_st_ = (expr);                                                          \
+    if (sn_st_ != CUBLAS_STATUS_SUCCESS)                                                     \
+      ::sn::fail("gemm", std::string(#expr) + " failed: " + cublas_status_name(sn_st_));    \
+  } while (0)
+
+// One handle per thread (cuBLAS handles are not thread-safe), bound to the current stream.
+cublasHandle_t handle() {
+  thread_local cublasHandle_t h = [] {
+    cublasHandle_t created = nullptr;
+    SN_CUBLAS_CHECK(cublasCreate(&created));
+    return created;
+  }();
+  SN_CUBLAS_CHECK(cublasSetStream(h, current_stream()));
+  return h;
+}
+
+// A 2-d view [rows, cols] as BLAS sees it: row-major with leading dimension ld, or the transpose
+// of a row-major matrix. Neither: it needs a packed copy.
+struct Operand {
+  const float* ptr = nullptr;
+  bool trans = false;
+  int64_t ld = 1;
+  bool ok = false;
+};
+
+Operand describe(int64_t r, int64_t c, int64_t s0, int64_t s1, const float* ptr) {
+  Operand op;
+  op.ptr = ptr;
+  if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<int64_t>(c, 1))) {
+    op.ld = r == 1 ? std::max<int64_t>(c, 1) : s0;
+    op.ok = true;
+  } else if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<int64_t>(r, 1))) {
+    op.trans = true;
+    op.ld = c == 1 ? std::max<int64_t>(r, 1) : s1;
+    op.ok = true;
+  }
+  return op;
+}
+
+// The matrix dims of a 2-d or batched 3-d view.
+Operand describe(const Tensor& t) {
+  const int64_t o = t.dim() - 2;
+  return describe(t.size(o), t.size(o + 1), t.stride(o), t.stride(o + 1), fptr(t));
+}
+
+Tensor packed(const Tensor& t) {
+  auto storage = std::make_shared<Storage>(size_t(t.numel()) * 4, t.device());
+  Tensor p = Tensor::from_storage(storage, t.sizes(), contiguous_strides(t.sizes()), 0, DType::f32);
+  backend_for(t.device()).copy(p, t);
+  return p;
+}
+
+// c (row-major [M, N]) = alpha a [M, K] @ b [K, N] + beta c, batch matrices apart by the strides.
+void gemm_rowmajor(const Tensor& c, const Tensor& a_in, const Tensor& b_in, float alpha, float beta,
+                   int64_t batch) {
+  const int64_t o = c.dim() - 2;
+  const int64_t M = c.size(o), N = c.size(o + 1), K = a_in.size(o + 1);
+  if (M == 0 || N == 0 || batch == 0) return;
+  Operand cd = describe(c);
+  SN_CHECK(cd.ok && !cd.trans, "gemm", "output view with strides ", shape_str(c.strides()),
+           " is not a BLAS matrix");
+  if (K == 0) {
+    if (beta == 0.f) backend_for(c.device()).fill(c, 0.f);
+    else backend_for(c.device()).affine(c, c, beta, 0.f);
+    return;
+  }
+  // Batch strides of any value (0 for a broadcast operand) go to cuBLAS as they are.
+  Tensor a = describe(a_in).ok ? a_in : packed(a_in);
+  Tensor b = describe(b_in).ok ? b_in : packed(b_in);
+  Operand ad = describe(a), bd = describe(b);
+  for (int64_t v : {M, N, K, ad.ld, bd.ld, cd.ld, batch})
+    SN_CHECK(v <= INT32_MAX, "gemm", "dimension ", v, " exceeds the cuBLAS int range");
+  // Row-major C = A B is column-major C^T = B^T A^T: cuBLAS's first operand is b.
+  const cublasOperation_t op_b = bd.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = ad.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasComputeType_t compute = g_tf32.load() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  if (batch == 1) {
+    SN_CUBLAS_CHECK(cublasGemmEx(handle(), op_b, op_a, int(N), int(M), int(K), &alpha, bd.ptr, CUDA_R_32F,
+                                 int(bd.ld), ad.ptr, CUDA_R_32F, int(ad.ld), &beta, fptr(c), CUDA_R_32F,
+                                 int(cd.ld), compute, CUBLAS_GEMM_DEFAULT));
+  } else {
+    SN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        handle(), op_b, op_a, int(N), int(M), int(K), &alpha, bd.ptr, CUDA_R_32F, int(bd.ld), b.stride(0),
+        ad.ptr, CUDA_R_32F, int(ad.ld), a.stride(0), &beta, fptr(c), CUDA_R_32F, int(cd.ld), c.stride(0),
+        int(batch), compute, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+void gemm_any(const Tensor& c, const Tensor& a, const Tensor& b, float alpha, float beta, int64_t batch) {
+  if (describe(c).trans) {
+    // A column-major output: compute c^T = b^T a^T instead.
+    const int64_t o = c.dim() - 2;
+    return gemm_any(c.transpose(o, o + 1), b.transpose(o, o + 1), a.transpose(o, o + 1), alpha, beta, batch);
+  }
+  gemm_rowmajor(c, a, b, alpha, beta, batch);
+}
+
+}  // namespace
+}  // namespace cuda
+
+void set_cuda_tf32(bool enabled) { cuda::g_tf32.store(enabled); }
+bool cuda_tf32() { return cuda::g_tf32.load(); }
+
+using namespace cuda;
+
+void CudaBackend::gemm(const Tensor& c, const Tensor& a, const Tensor& b, float alpha, float beta) {
+  check_f32("gemm", {&c, &a, &b});
+  if (a.dim() == 2) {
+    SN_CHECK(b.dim() == 2 && c.dim() == 2 && a.size(1) == b.size(0) && c.size(0) == a.size(0) &&
+                 c.size(1) == b.size(1),
+             "gemm", "shapes ", shape_str(a.sizes()), " @ ", shape_str(b.sizes()), " -> ",
+             shape_str(c.sizes()), " do not match");
+    return gemm_any(c, a, b, alpha, beta, 1);
+  }
+  SN_CHECK(a.dim() == 3 && b.dim() == 3 && c.dim() == 3 && a.size(0) == b.size(0) &&
+               c.size(0) == a.size(0) && a.size(2) == b.size(1) && c.size(1) == a.size(1) &&
+               c.size(2) == b.size(2),
+           "gemm", "batched shapes ", shape_str(a.sizes()), " @ ", shape_str(b.sizes()), " -> ",
+           shape_str(c.sizes()), " do not match");
+  gemm_any(c, a, b, alpha, beta, a.size(0));
+}
+
+}  // namespace sn
