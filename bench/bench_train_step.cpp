@@ -1,15 +1,24 @@
 // bench/bench_train_step.cpp — one training step (forward, backward, SGD update) of a single
 // sub-model of W1 `fmnist-mlp` and W2 `fmnist-resnet` at batch 128: the full model, half width
-// and the smallest. The PyTorch twin is bench/compare/train_step_torch.py.
+// and the smallest. The PyTorch twin is bench/compare/train_step_torch.py. SN_BENCH_DEVICE=cuda
+// runs the same steps on the GPU (each step ends with a device synchronisation).
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+
 #include "autograd/ops.h"
+#include "kernels/backend.h"
 #include "models/model.h"
 #include "train/optimizer.h"
 
 using namespace sn;
 
 namespace {
+
+Device bench_device() {
+  const char* d = std::getenv("SN_BENCH_DEVICE");
+  return d ? Device::parse(d) : Device::cpu();
+}
 
 struct Setup {
   std::shared_ptr<Model> model;
@@ -23,6 +32,7 @@ Setup& setup(const std::string& name) {
   if (it != cache.end()) return it->second;
   Setup s;
   s.model = make_model({name, BnStats::per_submodel, 0});
+  s.model->to(bench_device());
   OptimizerConfig oc;
   oc.weight_decay = 5e-4f;
   s.optimizer = std::make_unique<Optimizer>(*s.model, oc);
@@ -31,6 +41,8 @@ Setup& setup(const std::string& name) {
   std::vector<int64_t> labels(128);
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i % 10);
   s.y = from_vector(labels, {128});
+  s.x = s.x.to(bench_device());
+  s.y = s.y.to(bench_device());
   return cache.emplace(name, std::move(s)).first->second;
 }
 
@@ -44,6 +56,7 @@ void step(benchmark::State& state, const std::string& model, const std::string& 
     cross_entropy(s.model->forward(s.x, {sub, index, nullptr}), s.y).backward();
     s.optimizer->step(0.01f, windows);
     s.optimizer->zero_grad(windows);
+    backend_for(bench_device()).synchronize();
   };
   once();
   for (auto _ : state) once();

@@ -81,6 +81,9 @@ class Tensor {
   Tensor flatten(int64_t start = 0, int64_t end = -1) const;
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
+  // Moves a leaf's data (and its gradient, if any) to `device` in place: every handle to this
+  // tensor, e.g. a layer's member and the module's parameter list, sees the new storage.
+  void relocate(Device device);
   Tensor detach() const;  // same storage, outside the graph
 
   // ---- autograd (autograd/engine.cpp) ----------------------------------------------------

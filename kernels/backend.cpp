@@ -36,6 +36,19 @@ Backend& backend_for(Device device) {
   return *b;
 }
 
+void check_device(Device device) {
+  if (device.is_cpu()) return;
+#ifdef SN_WITH_CUDA
+  const int count = cuda_device_count();
+  SN_CHECK(count > 0, "device", "no CUDA device present (", device.str(), " requested)");
+  SN_CHECK(device.index >= 0 && device.index < count, "device", device.str(), " requested, ", count,
+           " CUDA device(s) present");
+  backend_for(device);
+#else
+  fail("device", device.str() + " requested, but sortednet was built without CUDA (configure with -DSN_CUDA=ON)");
+#endif
+}
+
 void register_backend(DeviceType type, Backend* backend) { g_backends[int(type)] = backend; }
 
 #define SN_MISSING(kernel) fail(kernel, std::string("not implemented on the ") + name() + " backend")

@@ -34,6 +34,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+  // Waits until the device has finished the work queued so far (CPU kernels finish in place).
+  virtual void synchronize() {}
 
   // dst[...] = src[...]; same sizes, any strides; converts between dtypes.
   virtual void copy(const Tensor& dst, const Tensor& src);
@@ -126,6 +128,8 @@ class Backend {
 
 // The backend for a device; CUDA registers its own when built.
 Backend& backend_for(Device device);
+// Fails with one line unless `device` can run kernels here (built in, present, index in range).
+void check_device(Device device);
 void register_backend(DeviceType type, Backend* backend);
 
 }  // namespace sn

@@ -53,6 +53,16 @@ std::vector<std::pair<std::string, Tensor*>> Module::named_buffers() {
   return out;
 }
 
+void Module::to(Device device) {
+  for (auto& [name, p] : named_parameters()) p->tensor.relocate(device);
+  for (auto& [name, b] : named_buffers()) b->relocate(device);
+}
+
+Device Module::device() {
+  auto params = named_parameters();
+  return params.empty() ? Device::cpu() : params.front().second->tensor.device();
+}
+
 void Module::zero_grad() {
   for (auto& [name, p] : named_parameters()) p->tensor.zero_grad();
 }

@@ -53,6 +53,10 @@ class Module {
   std::vector<std::pair<std::string, Parameter*>> named_parameters();
   std::vector<std::pair<std::string, Tensor*>> named_buffers();
   void zero_grad();
+  // Moves every parameter and buffer to `device` in place (layers keep their handles).
+  void to(Device device);
+  // Where the parameters live (the CPU for a module without any).
+  Device device();
   int64_t parameter_count(const SubModel& sub);  // elements a sub-model uses
 
   // Parameters and buffers by name (tensors share memory with the module).

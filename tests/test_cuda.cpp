@@ -11,7 +11,9 @@
 #include <functional>
 
 #include "kernels/cuda/cuda_backend.h"
+#include "models/model.h"
 #include "test_util.h"
+#include "train/optimizer.h"
 
 namespace sn {
 namespace {
@@ -313,6 +315,51 @@ TEST_F(Cuda, OptimizerStepsOnWindows) {
   dev.adamw_step(win(pg), win(gg), win(mg), win(vg), 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.1f, 0.01f);
   EXPECT_LT(rel_l2(pg, p), 1e-6) << "adamw parameters";
   EXPECT_LT(rel_l2(vg, v), 1e-6) << "adamw second moment";
+}
+
+// A model moved to the GPU trains like its CPU twin: three sorted steps (two sub-models each,
+// windows accumulated, SGD with momentum) leave the same parameters and BatchNorm statistics.
+TEST_F(Cuda, ModelsTrainOnTheGpuLikeOnTheCpu) {
+  for (const char* name : {"fmnist-mlp", "fmnist-resnet"}) {
+    auto on_cpu = make_model({name, BnStats::per_submodel, 3});
+    auto on_gpu = make_model({name, BnStats::per_submodel, 3});
+    on_gpu->to(Device::cuda());
+    ASSERT_TRUE(on_gpu->device().is_cuda());
+    OptimizerConfig oc;
+    oc.weight_decay = 5e-4f;
+    Optimizer opt_c(*on_cpu, oc), opt_g(*on_gpu, oc);
+    Tensor x = random_tensor({16, 1, 28, 28}, 140);
+    std::vector<int64_t> labels(16);
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i * 3 % 10);
+    Tensor y = from_vector(labels, {16});
+    Tensor xg = gpu(x), yg = gpu(y);
+    const SubModelSpace& space = on_cpu->space();
+    for (int step = 0; step < 3; ++step) {
+      std::vector<Shape> windows;
+      for (auto& [n, p] : on_cpu->named_parameters()) windows.push_back(Shape(p->tensor.dim(), 0));
+      for (int64_t index : {space.size() - 1, int64_t(step)}) {
+        const SubModel sub = space.at(index);
+        cross_entropy(on_cpu->forward(x, {sub, index, nullptr}), y).backward();
+        cross_entropy(on_gpu->forward(xg, {sub, index, nullptr}), yg).backward();
+        size_t i = 0;
+        for (auto& [n, p] : on_cpu->named_parameters()) {
+          Shape a = p->active_shape(sub);
+          for (size_t d = 0; d < a.size(); ++d) windows[i][d] = std::max(windows[i][d], a[d]);
+          ++i;
+        }
+      }
+      opt_c.step(0.05f, windows);
+      opt_g.step(0.05f, windows);
+      opt_c.zero_grad(windows);
+      opt_g.zero_grad(windows);
+    }
+    auto pc = on_cpu->state_dict(), pg = on_gpu->state_dict();
+    for (auto& [key, t] : pc) {
+      ASSERT_TRUE(pg.count(key)) << key;
+      EXPECT_TRUE(pg[key].device().is_cuda()) << key;
+      EXPECT_LT(rel_l2(pg[key], t), 1e-4) << name << " " << key;
+    }
+  }
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ std::vector<Field> fields(TrainConfig& c) {
       {"train.max_consecutive_skips", Kind::integer, &c.max_consecutive_skips},
       {"train.data_parallel", Kind::text, &c.data_parallel},
       {"train.comm_timeout_s", Kind::real, &c.comm_timeout_s},
+      {"train.device", Kind::text, &c.device},
       {"optimizer.name", Kind::text, &c.optimizer},
       {"optimizer.lr", Kind::real, &c.lr},
       {"optimizer.momentum", Kind::real, &c.momentum},
@@ -130,6 +131,7 @@ void validate(const TrainConfig& c) {
   positive("train.max_consecutive_skips", c.max_consecutive_skips);
   SN_CHECK(c.data_parallel == "synced" || c.data_parallel == "per-rank", "config",
            "train.data_parallel must be \"synced\" or \"per-rank\", got \"", c.data_parallel, "\"");
+  (void)Device::parse(c.device);  // "cpu", "cuda" or "cuda:N", else a one-line error
   SN_CHECK(c.comm_timeout_s > 0, "config", "'train.comm_timeout_s' must be positive, got ", c.comm_timeout_s);
   SN_CHECK(c.nonfinite == "skip" || c.nonfinite == "stop", "config", "train.nonfinite must be \"skip\" or \"stop\", got \"",
            c.nonfinite, "\"");

@@ -46,7 +46,8 @@ struct TrainConfig {
   // Under mpirun: every rank trains the same sub-models (synced, from the shared seed) or draws
   // its own (per-rank; the union of their windows is reduced). data.batch_size is the global batch.
   std::string data_parallel = "synced";
-  double comm_timeout_s = 300.0;  // a collective waiting longer ends the job (a rank died or stalls)
+  double comm_timeout_s = 300.0;
+  std::string device = "cpu";  // cpu | cuda | cuda:N: where the model trains and evaluates  // a collective waiting longer ends the job (a rank died or stalls)
   // [optimizer]
   std::string optimizer = "sgd";
   double lr = 0.1;

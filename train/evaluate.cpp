@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "core/grad_mode.h"
+#include "kernels/backend.h"
 #include "train/safetensors.h"
 
 namespace sn {
@@ -56,9 +57,10 @@ void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, c
   model.train();
   BatchLoader loader(data, std::min(c.batch_size, data.size()), true, Augment{}, c.seed ^ 0x7e11, 0);
   const int64_t batches = std::min(c.recalibration_batches, loader.batches_per_epoch());
+  const Device device = model.device();
   for (int64_t b = 0; b < batches; ++b) {
     Batch batch = loader.make(0, b);
-    model.forward(batch.images, {sub, index, nullptr});
+    model.forward(batch.images.to(device), {sub, index, nullptr});
   }
   for (BatchNorm2d* bn : bns) bn->end_recalibration();
   model.eval();
@@ -71,6 +73,7 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
   const bool recal = parse_bn_stats(config.bn_stats) == BnStats::recalibrate && config.recalibration_batches > 0;
   std::vector<EvalRow> rows;
   const int64_t n = test.size();
+  const Device device = model.device();
   SN_CHECK(n > 0, "eval", "the test set is empty");
   for (const SubModel& sub : subs) {
     const int64_t index = model.space().index_of(sub);
@@ -84,7 +87,7 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
     double loss_sum = 0;
     for (int64_t start = 0; start < n; start += config.eval_batch_size) {
       const int64_t len = std::min(config.eval_batch_size, n - start);
-      Tensor x = test.images.narrow(0, start, len), y = test.labels.narrow(0, start, len);
+      Tensor x = test.images.narrow(0, start, len).to(device), y = test.labels.narrow(0, start, len).to(device);
       Tensor logits = model.forward(x, {sub, index, nullptr});
       loss_sum += double(cross_entropy(logits, y, Reduction::sum).item());
       count_correct(logits, y, correct);
@@ -92,11 +95,12 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
     row.accuracy = double(correct) / double(n);
     row.loss = loss_sum / double(n);
     // Latency: the median of several forward passes of one small batch.
-    Tensor probe = test.images.narrow(0, 0, std::min(config.latency_batch, n)).contiguous();
+    Tensor probe = test.images.narrow(0, 0, std::min(config.latency_batch, n)).contiguous().to(device);
     std::vector<double> times;
     for (int64_t r = 0; r <= config.latency_repeats; ++r) {
       auto t0 = std::chrono::steady_clock::now();
       model.forward(probe, {sub, index, nullptr});
+      backend_for(device).synchronize();  // GPU kernels run asynchronously: time their completion
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (r > 0) times.push_back(ms);  // the first run warms caches
     }

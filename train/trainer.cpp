@@ -1,6 +1,8 @@
 // train/trainer.cpp — the training loop.
 #include "train/trainer.h"
 
+#include "kernels/backend.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,6 +121,11 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   make_dir(out_dir_);
   std::tie(train_set_, test_set_) = load_datasets(config_);
   model_ = make_model({config_.model, parse_bn_stats(config_.bn_stats), config_.seed});
+  device_ = Device::parse(config_.device);
+  check_device(device_);
+  SN_CHECK(device_.is_cpu() || comm_->size() == 1, "train", "data-parallel training on GPUs needs the NCCL "
+           "backend, which is not built yet: run one process per job with train.device = \"", config_.device, "\"");
+  model_->to(device_);  // before the optimizer, whose state is allocated beside each parameter
   const SubModelSpace& space = model_->space();
   SN_CHECK(model_->input_shape() == Shape(train_set_.images.sizes().begin() + 1, train_set_.images.sizes().end()),
            "train", "model ", config_.model, " expects inputs ", shape_str(model_->input_shape()),
@@ -258,7 +265,11 @@ void Trainer::train_step() {
   double loss_sum = 0;
   bool finite_loss = true;
   for (size_t j = 0; j < subs.size(); ++j) {
-    if (j == 0 || config_.new_batch_per_submodel) batch = loader_->next();
+    if (j == 0 || config_.new_batch_per_submodel) {
+      batch = loader_->next();
+      batch.images = batch.images.to(device_);
+      batch.labels = batch.labels.to(device_);
+    }
     const SubModel sub = space.at(subs[j]);
     Tensor logits = model_->forward(batch.images, {sub, subs[j], &dropout_rng_});
     Tensor ce = cross_entropy(logits, batch.labels);

@@ -71,6 +71,7 @@ class Trainer {
 
   TrainConfig config_;
   std::string out_dir_;
+  Device device_ = Device::cpu();  // where the model trains (train.device)
   Dataset train_set_, test_set_;
   std::shared_ptr<Model> model_;
   std::unique_ptr<Optimizer> optimizer_;

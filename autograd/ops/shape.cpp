@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "autograd/ops/common.h"
+#include "core/tensor_impl.h"
 
 namespace sn {
 
@@ -58,6 +59,23 @@ Tensor Tensor::to(Device target) const {
   return record("to_device", out, {this}, [from](BackwardContext& ctx) {
     ctx.accumulate(0, ctx.grad().to(from));
   });
+}
+
+void Tensor::relocate(Device target) {
+  SN_CHECK(defined(), "relocate", "undefined tensor");
+  SN_CHECK(!grad_slot() || !grad_slot()->producer, "relocate", "only leaves can move in place");
+  if (target == device()) return;
+  Tensor moved = detach().to(target);
+  Tensor grad_moved = grad_slot() && grad_slot()->grad.defined() ? grad_slot()->grad.detach().to(target) : Tensor();
+  impl_->storage = moved.storage();
+  impl_->strides = moved.strides();
+  impl_->offset = moved.offset();
+  if (const auto& slot = grad_slot()) {  // the gradient's geometry follows the tensor's
+    slot->strides = moved.strides();
+    slot->offset = moved.offset();
+    slot->device = target;
+    if (grad_moved.defined()) slot->grad = grad_moved;
+  }
 }
 
 float Tensor::item() const {

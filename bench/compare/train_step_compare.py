@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Training-step time of W1 and W2 sub-models (full, half width, smallest) in sortednet and in
-PyTorch CPU, each pair measured back to back, in several rounds (medians reported). Usage from
+PyTorch (CPU, or both on the GPU with --device cuda), each pair measured back to back, in several rounds (medians reported). Usage from
 the repository root after a build:
 
-    bench/compare/train_step_compare.py [--build build] [--rounds 2]
+    bench/compare/train_step_compare.py [--build build] [--rounds 2] [--device cuda --python python3]
 """
 import argparse
 import json
@@ -22,19 +22,21 @@ def env():
     return e
 
 
-def ours(build, name, min_time):
+def ours(build, name, min_time, device):
+    e = env()
+    e["SN_BENCH_DEVICE"] = device
     out = subprocess.run([os.path.join(build, "bin", "bench_train_step"), f"--benchmark_filter=step/{name}/",
                           "--benchmark_format=json", f"--benchmark_min_time={min_time}"],
-                         check=True, capture_output=True, text=True, env=env()).stdout
+                         check=True, capture_output=True, text=True, env=e).stdout
     b = json.loads(out)["benchmarks"][0]
     MFLOPS[name] = b["MFLOPs/example"]
     return b["real_time"]  # ms
 
 
-def torch(name, min_time):
+def torch(name, min_time, device, python):
     here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(["/usr/bin/python3", os.path.join(here, "train_step_torch.py"), f"--only={name}",
-                          f"--min-time={min_time}"], check=True, capture_output=True, text=True, env=env()).stdout
+    out = subprocess.run([python, os.path.join(here, "train_step_torch.py"), f"--only={name}",
+                          f"--min-time={min_time}", f"--device={device}"], check=True, capture_output=True, text=True, env=env()).stdout
     return json.loads(out.splitlines()[0])
 
 
@@ -44,13 +46,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=2.0)
     ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(NAMES))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: both sides run there")
+    ap.add_argument("--python", default="/usr/bin/python3", help="the interpreter that has PyTorch")
     args = ap.parse_args()
     names = [n for n in NAMES if not args.only or n in args.only.split(",")]
     ours_ms, torch_ms, threads = {}, {}, {}
     for _ in range(args.rounds):
         for name in names:
-            ours_ms.setdefault(name, []).append(ours(args.build, name, args.min_time))
-            t = torch(name, args.min_time)
+            ours_ms.setdefault(name, []).append(ours(args.build, name, args.min_time, args.device))
+            t = torch(name, args.min_time, args.device, args.python)
             torch_ms.setdefault(name, []).append(t["ms"])
             threads[name] = t["threads"]
     print("| sub-model | MFLOPs/example | sortednet ms/step | PyTorch ms/step (threads) | PyTorch / sortednet |")

@@ -61,24 +61,34 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--min-time", type=float, default=2.0)
     ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(MODELS))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (TF32 on, as sortednet's default)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    x = torch.randn(128, 1, 28, 28)
-    y = torch.arange(128) % 10
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        args.threads = "1"
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    x = torch.randn(128, 1, 28, 28).to(dev)
+    y = (torch.arange(128) % 10).to(dev)
     names = [n for n in MODELS if not args.only or n in args.only.split(",")]
     for name in names:
         best = None
         for threads in map(int, args.threads.split(",")):
             torch.set_num_threads(threads)
-            model = MODELS[name]()
+            model = MODELS[name]().to(dev)
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
             def step():
                 opt.zero_grad(set_to_none=False)
                 F.cross_entropy(model(x), y).backward()
                 opt.step()
+                sync()
 
-            step()
+            for _ in range(3):
+                step()
             runs, start = 0, time.perf_counter()
             while runs < 3 or time.perf_counter() - start < args.min_time:
                 step()

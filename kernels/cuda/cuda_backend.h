@@ -23,6 +23,7 @@ bool cuda_tf32();
 class CudaBackend final : public Backend {
  public:
   const char* name() const override { return "cuda"; }
+  void synchronize() override;
   // Same device, or host <-> device (then the host side must be contiguous; Tensor::to packs).
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& dst, float value) override;

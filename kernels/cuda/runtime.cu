@@ -100,6 +100,8 @@ void ErrorFlag::check(const char* op, const char* what, int64_t limit) const {
 
 }  // namespace cuda
 
+void CudaBackend::synchronize() { SN_CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
+
 Backend& cuda_backend() {
   static CudaBackend* backend = [] {
     if (const char* tf32 = std::getenv("SN_CUDA_TF32")) set_cuda_tf32(std::string(tf32) != "0");

@@ -26,12 +26,14 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.train->add_option("--set", a.sets, "Override a recipe key: section.key=value (repeatable)");
   a.train->add_option("--out", a.out, "Output directory")->required();
   a.train->add_flag("--resume", a.resume, "Continue from DIR/checkpoint.safetensors if present");
+  a.train->add_option("--device", a.device, "cpu, cuda or cuda:N (same as --set train.device=...)");
   a.train->footer(recipe_keys);
 
   a.eval = app->add_subcommand("eval", "Evaluate sub-models of a checkpoint; prints and writes the table");
   a.eval->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
   a.eval->add_option("--submodels", a.specs,
                    "'all' (default) or sub-models such as 'width=4/8,depth.s1=2'; repeat the flag or separate with ';'");
+  a.eval->add_option("--device", a.device, "cpu, cuda or cuda:N (default: the recipe's train.device)");
   a.eval->add_option("--csv", a.csv, "Where to write the table (default: eval.csv beside the checkpoint)");
   a.eval->add_option("--set", a.sets,
                      "Override a key of the stored recipe for this evaluation, e.g. eval.recalibration_batches=50 or "

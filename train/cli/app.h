@@ -11,7 +11,7 @@
 namespace sn {
 
 struct CliArgs {
-  std::string config, out, checkpoint, spec, csv;
+  std::string config, out, checkpoint, spec, csv, device;
   std::vector<std::string> sets, specs;
   bool resume = false;
   int64_t count = 64;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/grad_mode.h"
+#include "kernels/backend.h"
 #include "train/cli/app.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
@@ -39,6 +40,9 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
   if (!sets.empty()) config = parse_config(config.to_toml(), sets, file + " (stored recipe)");
   auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
   load_checkpoint(file, *model, nullptr);
+  const Device device = Device::parse(config.device);
+  check_device(device);
+  model->to(device);
   auto [train, test] = load_datasets(config);
   std::vector<SubModel> subs = pick(*model, specs.empty() ? std::vector<std::string>{"all"} : specs);
   std::vector<EvalRow> rows = evaluate(*model, subs, test, train, config);
@@ -131,6 +135,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s (see sortednet --help)\n", e.what());
     return 2;
   }
+  if (!a.device.empty()) a.sets.push_back("train.device=" + a.device);  // last: the flag wins
   try {
     if (*a.train) return run_train(a.config, a.sets, a.out, a.resume);
     if (*a.eval) return run_eval(a.checkpoint, a.specs, a.sets, a.csv);
