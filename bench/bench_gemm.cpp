@@ -6,11 +6,15 @@
 // come from one run: through sortednet's ops on the window view, the same CBLAS call on the same
 // operands (leading dimension 4096), CBLAS on contiguous operands of the same shape (the speed of
 // light), and copying the window out first (what a framework without strided views pays).
+// Built without BLAS (SN_BLAS=OFF), the "blas" ways call the portable GEMM of kernels/cpu/sgemm.cpp.
 #include <benchmark/benchmark.h>
+#if SN_WITH_BLAS
 #include <cblas.h>
+#endif
 
 #include "autograd/ops.h"
 #include "core/grad_mode.h"
+#include "kernels/cpu/sgemm.h"
 
 using namespace sn;
 
@@ -62,19 +66,30 @@ void counters(benchmark::State& state, int64_t B, int64_t k, int gemms) {
 enum class Pass { forward, backward_data, backward_weight, forward_backward };
 enum class Way { sortednet, blas_window, blas_contiguous, copy_then_blas };
 
+// Row-major C = op(A) · op(B) + beta · C: CBLAS itself, or the library's portable GEMM.
+void sgemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+           float* C, int ldc) {
+#if SN_WITH_BLAS
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f, A, lda,
+              B, ldb, beta, C, ldc);
+#else
+  cpu::gemm_rowmajor(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
 void cblas_pass(Pass pass, Operands& o, int64_t B, int64_t k, const float* w_ptr, int ld, float* dw, int lddw) {
   switch (pass) {
     case Pass::forward:
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(B), int(k), int(k), 1.f,
-                  o.X.data<float>(), int(k), w_ptr, ld, 0.f, o.Y.data<float>(), int(k));
+      sgemm(false, true, int(B), int(k), int(k), o.X.data<float>(), int(k), w_ptr, ld, 0.f, o.Y.data<float>(),
+            int(k));
       break;
     case Pass::backward_data:
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(B), int(k), int(k), 1.f,
-                  o.dY.data<float>(), int(k), w_ptr, ld, 0.f, o.dX.data<float>(), int(k));
+      sgemm(false, false, int(B), int(k), int(k), o.dY.data<float>(), int(k), w_ptr, ld, 0.f, o.dX.data<float>(),
+            int(k));
       break;
     case Pass::backward_weight:
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(k), int(k), int(B), 1.f,
-                  o.dY.data<float>(), int(k), o.X.data<float>(), int(k), 1.f, dw, lddw);
+      sgemm(true, false, int(k), int(k), int(B), o.dY.data<float>(), int(k), o.X.data<float>(), int(k), 1.f, dw,
+            lddw);
       break;
     case Pass::forward_backward:
       for (Pass p : {Pass::forward, Pass::backward_data, Pass::backward_weight})

@@ -24,7 +24,9 @@ install(TARGETS ${SN_LIBRARIES} sortednet ${SN_BLAS_TARGET} EXPORT sortednetTarg
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 # The CLI finds the OpenMP build of OpenBLAS where the build found it.
-set_target_properties(sortednet_cli PROPERTIES INSTALL_RPATH "${SN_OPENBLAS_DIR}")
+if(SN_WITH_BLAS)
+  set_target_properties(sortednet_cli PROPERTIES INSTALL_RPATH "${SN_OPENBLAS_DIR}")
+endif()
 install(TARGETS sortednet_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 install(EXPORT sortednetTargets NAMESPACE sortednet:: DESTINATION ${SN_INSTALL_CMAKEDIR})

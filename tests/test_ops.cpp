@@ -2,6 +2,8 @@
 // tensors and on nested windows of larger tensors.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "kernels/cpu/conv_shifted.h"
 #include "reference.h"
 #include "test_util.h"
@@ -131,6 +133,41 @@ TEST(Ops, MatmulOnWindowsAndTransposes) {
   Tensor bo = matmul(ba, bb);
   for (int64_t i = 0; i < 3; ++i)
     expect_close(bo.select(0, i), ref::matmul(to_vector<float>(ba.select(0, i)), to_vector<float>(bb.select(0, i)), 4, 5, 2), 1e-5f);
+}
+
+// The backend GEMM on shapes that cross the blocking of the portable kernel (kernels/cpu/sgemm.cpp)
+// and of OpenBLAS: transposed operands, a strided output window (row- or column-major), alpha
+// and beta; beta = 0 must not keep the NaNs the output held, and nothing outside the window moves.
+TEST(Ops, GemmAlphaBetaAcrossBlockEdges) {
+  Backend& cpu = backend_for(Device::cpu());
+  struct Case {
+    int64_t M, K, N;
+  };
+  uint64_t seed = 100;
+  for (Case s : {Case{13, 70, 3085}, Case{200, 520, 37}, Case{1, 1, 1}, Case{7, 1, 5}}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool ta = variant & 1, tb = variant & 2, col_major = variant == 3;
+      Tensor a = ta ? random_tensor({s.K, s.M}, seed++).t() : random_tensor({s.M, s.K}, seed++);
+      Tensor b = tb ? random_tensor({s.N, s.K}, seed++).t() : random_tensor({s.K, s.N}, seed++);
+      const V ab = ref::matmul(to_vector<float>(a), to_vector<float>(b), s.M, s.K, s.N);
+      for (float beta : {0.f, 1.f, -0.5f}) {
+        Tensor big = col_major ? random_tensor({s.N + 5, s.M + 2}, seed++).t() : random_tensor({s.M + 2, s.N + 5}, seed++);
+        Tensor c = big.prefix({s.M, s.N});
+        if (beta == 0.f) cpu.fill(c, std::numeric_limits<float>::quiet_NaN());
+        const V c0 = to_vector<float>(c), big0 = to_vector<float>(big);
+        V want(ab.size());
+        for (size_t i = 0; i < ab.size(); ++i) want[i] = 0.5f * ab[i] + (beta == 0.f ? 0.f : beta * c0[i]);
+        cpu.gemm(c, a, b, 0.5f, beta);
+        expect_close(c, want, 1e-4f, "gemm window");
+        const V big1 = to_vector<float>(big);
+        for (int64_t i = 0; i < s.M + 2; ++i)
+          for (int64_t j = 0; j < s.N + 5; ++j)
+            if (i >= s.M || j >= s.N) {
+              ASSERT_EQ(big1[size_t(i * (s.N + 5) + j)], big0[size_t(i * (s.N + 5) + j)]);
+            }
+      }
+    }
+  }
 }
 
 TEST(Ops, LinearOnAWeightWindow) {

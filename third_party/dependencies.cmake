@@ -3,22 +3,6 @@
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
 
-# BLAS: OpenBLAS through its CBLAS interface (takes leading dimensions, so windows need no copy).
-# The OpenMP build of OpenBLAS is required: our kernels use OpenMP, and the pthread build's
-# threads would fight libgomp's spinning workers for the same cores (measured: 4x slower steps).
-# Its directory goes into the binaries' RUNPATH, ahead of Debian's libopenblas alternative.
-set(SN_OPENBLAS_DIR /usr/lib/x86_64-linux-gnu/openblas-openmp CACHE PATH "OpenBLAS (OpenMP build) library directory")
-find_library(SN_OPENBLAS_LIB NAMES openblas PATHS ${SN_OPENBLAS_DIR} NO_DEFAULT_PATH)
-find_path(SN_OPENBLAS_INCLUDE cblas.h PATHS /usr/include/x86_64-linux-gnu/openblas-openmp NO_DEFAULT_PATH)
-if(NOT SN_OPENBLAS_LIB OR NOT SN_OPENBLAS_INCLUDE)
-  message(FATAL_ERROR "OpenBLAS (OpenMP build) not found: install libopenblas-openmp-dev "
-                      "(tools/install-deps.sh does this)")
-endif()
-add_library(sn_openblas INTERFACE)
-target_link_libraries(sn_openblas INTERFACE ${SN_OPENBLAS_LIB})
-target_include_directories(sn_openblas INTERFACE ${SN_OPENBLAS_INCLUDE})
-set(SN_BLAS_TARGET sn_openblas)
-
 # Resolves an AUTO/ON/OFF option: VAR_OUT is ON when wanted and FOUND; ON without FOUND is fatal.
 function(sn_resolve_option name found why out)
   set(value ${${name}})
@@ -33,6 +17,33 @@ function(sn_resolve_option name found why out)
     set(${out} OFF PARENT_SCOPE)
   endif()
 endfunction()
+
+# BLAS: OpenBLAS through its CBLAS interface (takes leading dimensions, so windows need no copy).
+# The OpenMP build of OpenBLAS is required: our kernels use OpenMP, and the pthread build's
+# threads would fight libgomp's spinning workers for the same cores (measured: 4x slower steps).
+# Its directory goes into the binaries' RUNPATH, ahead of Debian's libopenblas alternative.
+# SN_BLAS=OFF (or AUTO without it) builds the portable GEMM of kernels/cpu/sgemm.cpp instead;
+# SN_BLAS_TARGET is then empty and SN_WITH_BLAS undefined.
+set(sn_blas_found OFF)
+if(NOT SN_BLAS STREQUAL "OFF")
+  set(SN_OPENBLAS_DIR /usr/lib/x86_64-linux-gnu/openblas-openmp CACHE PATH "OpenBLAS (OpenMP build) library directory")
+  find_library(SN_OPENBLAS_LIB NAMES openblas PATHS ${SN_OPENBLAS_DIR} NO_DEFAULT_PATH)
+  find_path(SN_OPENBLAS_INCLUDE cblas.h PATHS /usr/include/x86_64-linux-gnu/openblas-openmp NO_DEFAULT_PATH)
+  if(SN_OPENBLAS_LIB AND SN_OPENBLAS_INCLUDE)
+    set(sn_blas_found ON)
+  endif()
+endif()
+sn_resolve_option(SN_BLAS ${sn_blas_found}
+                  "OpenBLAS (OpenMP build) not found: install libopenblas-openmp-dev (tools/install-deps.sh)"
+                  SN_WITH_BLAS)
+set(SN_BLAS_TARGET "")
+if(SN_WITH_BLAS)
+  add_library(sn_openblas INTERFACE)
+  target_link_libraries(sn_openblas INTERFACE ${SN_OPENBLAS_LIB})
+  target_include_directories(sn_openblas INTERFACE ${SN_OPENBLAS_INCLUDE})
+  target_compile_definitions(sn_openblas INTERFACE SN_WITH_BLAS=1)
+  set(SN_BLAS_TARGET sn_openblas)
+endif()
 
 # CUDA: nvcc from PATH, CUDACXX or the usual /usr/local/cuda.
 set(sn_cuda_found OFF)

@@ -3,7 +3,6 @@
 // The filter may be any window of a larger filter (the first Cout and Cin/groups channels):
 // its [Cin/g, KH, KW] block is contiguous per output channel, so it is a BLAS matrix with
 // leading dimension w.stride(0) — no packing. dW is accumulated into that window with beta = 1.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/sgemm.h"
 
 namespace sn {
 
@@ -212,13 +212,13 @@ void depthwise_filter_grad(const Tensor& dw, const Tensor& dy, const Tensor& x, 
 // ---- batch-parallel path: images split across threads, one single-threaded GEMM each ----
 // Each thread's column buffer (K × Ho·Wo floats) stays in its core's cache, and the GEMM writes
 // straight into the output planes, so no scatter copy is needed. Used when there are at least as
-// many images as threads; OpenBLAS runs single-threaded inside the parallel region.
+// many images as threads; the GEMM (OpenBLAS or our own) runs single-threaded inside the parallel
+// region.
 
 // C[M,N] (row stride ldc) = alpha · op(A) · op(B) + beta · C.
 inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N),
-              int(K), 1.f, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  gemm_rowmajor(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
 }
 
 bool per_image(const ConvDims& d) {

@@ -1,7 +1,6 @@
 // kernels/cpu/conv_shifted.cpp — stride-1 convolution as shifted GEMMs (see conv_shifted.h).
 #include "kernels/cpu/conv_shifted.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "core/storage.h"
+#include "kernels/cpu/sgemm.h"
 
 namespace sn::cpu {
 namespace {
@@ -32,8 +32,7 @@ std::vector<std::vector<float>> per_thread(int threads, int64_t n) {
 
 inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K),
-              1.f, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  gemm_rowmajor(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
 }
 
 // The filter regrouped by tap: taps[t][co][ci] = w[co, ci, kh, kw] with t = kh·KW + kw, so that

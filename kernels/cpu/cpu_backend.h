@@ -1,4 +1,5 @@
-// kernels/cpu/cpu_backend.h — the CPU backend: fp32 kernels, OpenMP across cores, BLAS GEMM.
+// kernels/cpu/cpu_backend.h — the CPU backend: fp32 kernels, OpenMP across cores, BLAS GEMM
+// (OpenBLAS, or the portable kernel of sgemm.cpp).
 // Each family lives in its own file (elementwise.cpp, gemm.cpp, conv.cpp, ...).
 #pragma once
 

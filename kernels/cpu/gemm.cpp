@@ -1,10 +1,10 @@
-// kernels/cpu/gemm.cpp — GEMM on strided views through CBLAS (leading dimensions, no copies).
-#include <cblas.h>
-
+// kernels/cpu/gemm.cpp — GEMM on strided views through a CBLAS-style row-major SGEMM (leading
+// dimensions, no copies): OpenBLAS, or the portable kernel of sgemm.cpp when built without BLAS.
 #include <cstdint>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/sgemm.h"
 
 namespace sn {
 
@@ -16,7 +16,7 @@ namespace {
 // of a row-major matrix (a column-major view). Neither: the view needs a packed copy.
 struct BlasOperand {
   const float* ptr = nullptr;
-  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  bool trans = false;
   int64_t ld = 1;
   bool ok = false;
 };
@@ -26,11 +26,11 @@ BlasOperand describe(const Tensor& t) {
   BlasOperand op;
   op.ptr = t.data<float>();
   if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<int64_t>(c, 1))) {
-    op.trans = CblasNoTrans;
+    op.trans = false;
     op.ld = r == 1 ? std::max<int64_t>(c, 1) : s0;
     op.ok = true;
   } else if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<int64_t>(r, 1))) {
-    op.trans = CblasTrans;
+    op.trans = true;
     op.ld = c == 1 ? std::max<int64_t>(r, 1) : s1;
     op.ok = true;
   }
@@ -51,7 +51,7 @@ void gemm2d(const Tensor& c, const Tensor& a_in, const Tensor& b_in, float alpha
   BlasOperand cd = describe(c);
   SN_CHECK(cd.ok, "gemm", "output view with strides ", shape_str(c.strides()),
            " is not a BLAS matrix");
-  if (cd.trans == CblasTrans) {
+  if (cd.trans) {
     // Column-major output: compute c^T = b^T a^T instead.
     return gemm2d(c.t(), b_in.t(), a_in.t(), alpha, beta);
   }
@@ -60,15 +60,15 @@ void gemm2d(const Tensor& c, const Tensor& a_in, const Tensor& b_in, float alpha
     else backend_for(c.device()).affine(c, c, beta, 0.f);
     return;
   }
+  const bool blas = gemm_uses_blas();  // CBLAS takes int sizes; the portable kernel int64
   for (int64_t v : {M, N, K})
-    SN_CHECK(v <= INT32_MAX, "gemm", "dimension ", v, " exceeds the BLAS int range");
+    SN_CHECK(!blas || v <= INT32_MAX, "gemm", "dimension ", v, " exceeds the BLAS int range");
   Tensor a = describe(a_in).ok ? a_in : packed(a_in);
   Tensor b = describe(b_in).ok ? b_in : packed(b_in);
   BlasOperand ad = describe(a), bd = describe(b);
   for (int64_t ld : {ad.ld, bd.ld, cd.ld})
-    SN_CHECK(ld <= INT32_MAX, "gemm", "leading dimension ", ld, " exceeds the BLAS int range");
-  cblas_sgemm(CblasRowMajor, ad.trans, bd.trans, int(M), int(N), int(K), alpha, ad.ptr, int(ad.ld),
-              bd.ptr, int(bd.ld), beta, c.data<float>(), int(cd.ld));
+    SN_CHECK(!blas || ld <= INT32_MAX, "gemm", "leading dimension ", ld, " exceeds the BLAS int range");
+  gemm_rowmajor(ad.trans, bd.trans, M, N, K, alpha, ad.ptr, ad.ld, bd.ptr, bd.ld, beta, c.data<float>(), cd.ld);
 }
 
 }  // namespace
