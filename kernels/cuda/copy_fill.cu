@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace sn {
 namespace {
@@ -144,6 +145,7 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
     cudaMemcpyKind kind = dst.device().is_cpu() ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
     SN_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), bytes, kind, current_stream()));
     SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+    if (kind == cudaMemcpyDeviceToHost) cuda::check_device_errors();  // what the host reads is checked
     return;
   }
   if (dst.is_contiguous() && src.is_contiguous()) {

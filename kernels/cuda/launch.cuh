@@ -127,25 +127,26 @@ struct IndexView {
 };
 IndexView index_view(const char* op, const Tensor& index);
 
-// A device flag a kernel raises on bad input (an index out of range); read back after the launch
-// so the error is an sn::Error naming the value, not an out-of-bounds access.
-class ErrorFlag {
- public:
-  ErrorFlag();
-  ~ErrorFlag();
-  // Device pointer: [0] = raised (0/1), [1] = the offending value, [2] = its position.
-  long long* device() const { return flag_; }
-  // Waits for the stream; throws sn::Error "op: what VALUE at position P outside [0, limit)".
-  void check(const char* op, const char* what, int64_t limit) const;
-
- private:
-  long long* flag_ = nullptr;
+// Bad input found by a kernel (an index out of range) raises the device's error flag instead of
+// reading out of bounds. The flag is read at the next synchronisation (a device-to-host copy,
+// Backend::synchronize), which throws an sn::Error naming the op, the value and its position:
+// no kernel waits for the check, as with the frameworks' device-side asserts.
+enum class DeviceError : long long { none = 0, target = 1, index = 2 };
+struct ErrorSlot {
+  long long raised, code, value, position, limit;
 };
+// The flag of the current device (allocated and cleared on first use).
+ErrorSlot* device_error_slot();
+// Throws (and clears the flag) if a kernel raised it; call only after the stream is synchronised.
+void check_device_errors();
 
-__device__ __forceinline__ void raise_flag(long long* flag, int64_t value, int64_t position) {
-  if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ull, 1ull) == 0ull) {
-    flag[1] = value;
-    flag[2] = position;
+__device__ __forceinline__ void raise_error(ErrorSlot* slot, DeviceError code, int64_t value, int64_t position,
+                                            int64_t limit) {
+  if (atomicCAS(reinterpret_cast<unsigned long long*>(&slot->raised), 0ull, 1ull) == 0ull) {
+    slot->code = (long long)code;
+    slot->value = value;
+    slot->position = position;
+    slot->limit = limit;
   }
 }
 

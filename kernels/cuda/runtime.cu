@@ -73,34 +73,33 @@ IndexView index_view(const char* op, const Tensor& index) {
   return {index.data_ptr(), index.stride(0), index.dtype() == DType::i64};
 }
 
-// One flag buffer per thread, allocated once: raising and reading it costs no allocation.
-namespace {
-long long* thread_flag() {
-  thread_local long long* flag = [] {
+ErrorSlot* device_error_slot() {
+  static ErrorSlot* slot = [] {
     void* p = nullptr;
-    SN_CUDA_CHECK(cudaMalloc(&p, 4 * sizeof(long long)));
-    return static_cast<long long*>(p);
+    SN_CUDA_CHECK(cudaMalloc(&p, sizeof(ErrorSlot)));
+    SN_CUDA_CHECK(cudaMemset(p, 0, sizeof(ErrorSlot)));
+    return static_cast<ErrorSlot*>(p);
   }();
-  return flag;
+  return slot;
 }
-}  // namespace
 
-ErrorFlag::ErrorFlag() : flag_(thread_flag()) {
-  SN_CUDA_CHECK(cudaMemsetAsync(flag_, 0, 3 * sizeof(long long), current_stream()));
-}
-ErrorFlag::~ErrorFlag() = default;
-
-void ErrorFlag::check(const char* op, const char* what, int64_t limit) const {
-  long long host[3] = {0, 0, 0};
-  SN_CUDA_CHECK(cudaMemcpyAsync(host, flag_, sizeof(host), cudaMemcpyDeviceToHost, current_stream()));
-  SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
-  if (host[0] != 0) fail(op, std::string(what) + " " + std::to_string(host[1]) + " at position " +
-                                 std::to_string(host[2]) + " outside [0, " + std::to_string(limit) + ")");
+void check_device_errors() {
+  ErrorSlot host{};
+  SN_CUDA_CHECK(cudaMemcpy(&host, device_error_slot(), sizeof(host), cudaMemcpyDeviceToHost));
+  if (!host.raised) return;
+  SN_CUDA_CHECK(cudaMemset(device_error_slot(), 0, sizeof(ErrorSlot)));
+  const bool target = host.code == (long long)DeviceError::target;
+  fail(target ? "cross_entropy" : "embedding",
+       std::string(target ? "target " : "index ") + std::to_string(host.value) + " at position " +
+           std::to_string(host.position) + " outside [0, " + std::to_string(host.limit) + ")");
 }
 
 }  // namespace cuda
 
-void CudaBackend::synchronize() { SN_CUDA_CHECK(cudaStreamSynchronize(current_stream())); }
+void CudaBackend::synchronize() {
+  SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+  cuda::check_device_errors();
+}
 
 Backend& cuda_backend() {
   static CudaBackend* backend = [] {

@@ -65,7 +65,7 @@ __global__ void softmax_backward_kernel(float* dx, int64_t dxs, const float* dy,
 template <bool kWarp>
 __global__ void cross_entropy_kernel(float* loss, int64_t ls, float* lse_out, int64_t lses, const float* x,
                                      int64_t xs, IndexView target, int64_t R, int64_t C, int64_t ignore,
-                                     float smoothing, long long* flag) {
+                                     float smoothing, ErrorSlot* error) {
   __shared__ float shared[32];
   using G = RowGroup<kWarp>;
   const int64_t r = G::row();
@@ -79,7 +79,7 @@ __global__ void cross_entropy_kernel(float* loss, int64_t ls, float* lse_out, in
   float value = 0.f;
   if (t != ignore) {
     if (t < 0 || t >= C) {
-      raise_flag(flag, t, r);
+      raise_error(error, DeviceError::target, t, r, C);
       loss[r * ls] = 0.f;
       return;
     }
@@ -164,7 +164,7 @@ void CudaBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Ten
   const int64_t R = logits.size(0), C = logits.size(1);
   if (R == 0) return;
   const IndexView t = index_view("cross_entropy", target);
-  ErrorFlag flag;
+  ErrorSlot* error = device_error_slot();
   float* lp = fptr(loss);
   float* ep = fptr(lse);
   const float* xp = fptr(logits);
@@ -173,13 +173,12 @@ void CudaBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Ten
       R, C,
       [&](dim3 g, dim3 b) {
         cross_entropy_kernel<true><<<g, b, 0, current_stream()>>>(lp, ls, ep, es, xp, xs, t, R, C, ignore_index,
-                                                                  smoothing, flag.device());
+                                                                  smoothing, error);
       },
       [&](dim3 g, dim3 b) {
         cross_entropy_kernel<false><<<g, b, 0, current_stream()>>>(lp, ls, ep, es, xp, xs, t, R, C, ignore_index,
-                                                                   smoothing, flag.device());
+                                                                   smoothing, error);
       });
-  flag.check("cross_entropy", "target", C);
 }
 
 void CudaBackend::cross_entropy_backward(const Tensor& dlogits, const Tensor& dloss, const Tensor& logits,
