@@ -265,9 +265,13 @@ TEST_F(Cuda, Conv2dOnFilterWindows) {
   dilated.dilation_h = dilated.dilation_w = 2;
   dilated.pad_h = dilated.pad_w = 2;
   Conv2dGeometry pointwise;
+  std::vector<bool> algorithms{false};  // im2col + cuBLAS, and cuDNN where built
+  if (cuda_conv_cudnn_built()) algorithms.push_back(true);
+  for (bool cudnn : algorithms)
   for (const Case& c : {Case{"3x3 stride 1", s1, 6, 10, 3}, Case{"3x3 stride 2", s2, 6, 10, 3},
                         Case{"grouped", grouped, 6, 10, 3}, Case{"dilated", dilated, 6, 10, 3},
                         Case{"1x1", pointwise, 6, 10, 1}}) {
+    set_cuda_conv_cudnn(cudnn);
     Tensor x = random_tensor({5, 8, 11, 11}, 100), w = random_tensor({14, 8, c.k, c.k}, 101), b = random_tensor({14}, 102);
     const int64_t cin_g = c.cin / c.g.groups;
     Conv2dGeometry g = c.g;
@@ -276,8 +280,13 @@ TEST_F(Cuda, Conv2dOnFilterWindows) {
                     return conv2d(in[0].narrow(1, 0, c.cin), in[1].prefix({c.cout, cin_g, c.k, c.k}),
                                   in[2].prefix({c.cout}), g);
                   },
-                  kF32, c.name);
+                  kF32, std::string(c.name) + (cudnn ? " (cuDNN)" : " (im2col)"));
+    // The whole filter too: cuDNN then accumulates dW in place.
+    expect_parity({x.narrow(1, 0, c.cin), w.narrow(0, 0, c.cout).narrow(1, 0, cin_g).contiguous()},
+                  [&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], Tensor(), g); }, kF32,
+                  std::string(c.name) + " whole filter" + (cudnn ? " (cuDNN)" : " (im2col)"));
   }
+  set_cuda_conv_cudnn(true);
 }
 
 TEST_F(Cuda, Pooling) {

@@ -5,6 +5,11 @@
 // into the filter's window, and dX one GEMM followed by a gather (col2im, no atomics). The filter
 // may be any window of a larger filter: its [Cin/g, KH, KW] block is contiguous per output
 // channel, a matrix with leading dimension w.stride(0).
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "kernels/cuda/conv.h"
 #include "kernels/cuda/launch.cuh"
 
 namespace sn {
@@ -95,8 +100,25 @@ void im2col(const Tensor& cols, const Tensor& x, const ConvShape& s, int64_t n0,
   SN_CUDA_CHECK_LAUNCH();
 }
 
+std::atomic<bool> g_use_cudnn{[] {
+  const char* v = std::getenv("SN_CUDA_CONV");
+  return !(v && std::string(v) == "im2col");
+}()};
+
+bool use_cudnn() { return cuda_conv_cudnn_built() && g_use_cudnn.load(); }
+
 }  // namespace
 }  // namespace cuda
+
+bool cuda_conv_cudnn_built() {
+#ifdef SN_WITH_CUDNN
+  return true;
+#else
+  return false;
+#endif
+}
+void set_cuda_conv_cudnn(bool enabled) { cuda::g_use_cudnn.store(enabled); }
+bool cuda_conv_cudnn() { return cuda::use_cudnn(); }
 
 using namespace cuda;
 
@@ -105,10 +127,20 @@ void CudaBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, c
   check_f32("conv2d", {&y, &x, &w_in, &b});
   check_planes("conv2d", x);
   check_planes("conv2d", y);
+  if (x.size(0) == 0 || w_in.size(0) == 0 || y.size(2) * y.size(3) == 0) return;
+#ifdef SN_WITH_CUDNN
+  if (use_cudnn()) {
+    conv2d_cudnn(y.detach(), x.detach(), w_in, g);
+    if (b.defined()) {
+      Tensor bb = b.detach().as_strided(y.sizes(), {0, b.stride(0), 0, 0}, b.offset());
+      binary(Binary::add, y.detach(), y.detach(), bb);
+    }
+    return;
+  }
+#endif
   const Tensor w = filter_is_blas_ready(w_in) ? w_in.detach() : w_in.contiguous().detach();
   const ConvShape s = shape_of(x, w, y, g);
   const int64_t N = x.size(0), P = s.P(), K = s.K();
-  if (N == 0 || s.Cout == 0 || P == 0) return;
   const int64_t chunk = images_per_chunk(s, N);
   Tensor cols_all = scratch({K, chunk * P}, x.device());
   const Tensor yd = y.detach();
@@ -149,6 +181,9 @@ void CudaBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tens
     if (dx.defined()) fill(dx, 0.f);
     return;
   }
+#ifdef SN_WITH_CUDNN
+  if (use_cudnn()) return conv2d_backward_cudnn(dx.detach(), dw, dy.detach(), x.detach(), w_in, g, *this);
+#endif
   // dW of a window that is not BLAS-shaped accumulates in a packed copy, added back at the end.
   Tensor dwm_all;
   if (dw.defined()) dwm_all = filter_is_blas_ready(dw) ? dw.detach() : scratch(dw.sizes(), dw.device());

@@ -19,6 +19,12 @@ cudaStream_t current_stream();
 void set_cuda_tf32(bool enabled);
 bool cuda_tf32();
 
+// Convolutions run through cuDNN where it is built in (the default), else im2col + cuBLAS;
+// set_cuda_conv_cudnn(false) or SN_CUDA_CONV=im2col at start selects im2col.
+bool cuda_conv_cudnn_built();
+void set_cuda_conv_cudnn(bool enabled);
+bool cuda_conv_cudnn();
+
 // Every kernel of the Backend interface, on the GPU (kernels/cuda/*.cu, one file per family).
 class CudaBackend final : public Backend {
  public:
