@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""The short summary tools/gpu-check.sh prints last (at most 40 lines): the GPU, the date, how each
+phase went, the ctest counts, one line per benchmark of bench_gpu's JSON (name, time, user
+counters such as GFLOP/s, GB/s, ratios) and the training-step comparison table. Standard library
+only. A JSON file cut short (the benchmark was stopped by its timeout) still yields the runs it
+holds.
+
+    tools/gpu_table.py --gpu NAME --phases "configure=ok:12s build=FAIL:240s ..." \\
+        [--ctest-log FILE] [--bench-json FILE] [--compare-log FILE] [--extra LINE]...
+"""
+import argparse
+import datetime
+import json
+import re
+import sys
+
+MAX_LINES = 40
+STANDARD_KEYS = {
+    "name", "run_name", "run_type", "repetitions", "repetition_index", "threads", "iterations", "real_time",
+    "cpu_time", "time_unit", "family_index", "per_family_instance_index", "aggregate_name", "aggregate_unit",
+    "error_occurred", "error_message", "label",
+}
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def ctest_counts(text):
+    """(passed, skipped, failed, total, failed names) from ctest's output, or None."""
+    if text is None:
+        return None
+    if "No tests were found" in text:
+        return 0, 0, 0, 0, []
+    m = re.search(r"(\d+)% tests passed, (\d+) tests? failed out of (\d+)", text)
+    if not m:
+        return None
+    failed, total = int(m.group(2)), int(m.group(3))
+    names = re.findall(r"^\s*\d+ - (\S+) \(", text.split("The following tests FAILED:")[-1], re.M) if failed else []
+    skipped = 0
+    if "The following tests did not run:" in text:
+        block = text.split("The following tests did not run:")[1].split("The following tests FAILED:")[0]
+        skipped = len(re.findall(r"^\s*\d+ - \S+ \(Skipped\)", block, re.M))
+    return total - failed - skipped, skipped, failed, total, names
+
+
+def benchmarks(text):
+    """The runs of a Google Benchmark JSON file; salvages the complete ones from a truncated file."""
+    if not text:
+        return []
+    try:
+        return json.loads(text).get("benchmarks", [])
+    except ValueError:
+        pass
+    start = text.find('"benchmarks"')
+    if start < 0:
+        return []
+    pos = text.find("[", start) + 1
+    decoder, runs = json.JSONDecoder(), []
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            run, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return runs
+        runs.append(run)
+
+
+def number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 1e9 or a < 1e-3:
+        return f"{v:.3g}"
+    if a >= 1000:
+        return f"{v:.0f}"
+    return f"{v:.4g}"
+
+
+def short_name(name):
+    name = re.sub(r"/(real_time|manual_time|process_time)$", "", name)
+    name = re.sub(r"/min_time:[0-9.]+", "", name)
+    name = re.sub(r"/min_warmup_time:[0-9.]+", "", name)
+    return name
+
+
+def bench_lines(runs):
+    lines = []
+    width = min(48, max([len(short_name(r.get("name", "?"))) for r in runs] + [9]))
+    i = 0
+    while i < len(runs):
+        r = runs[i]
+        name = short_name(r.get("name", "?"))
+        if len(name) > width:
+            name = name[: width - 1] + "~"
+        if r.get("error_occurred"):  # consecutive runs failing alike: one line
+            msg, j = r.get("error_message", ""), i + 1
+            while j < len(runs) and runs[j].get("error_occurred") and runs[j].get("error_message", "") == msg:
+                j += 1
+            if j - i > 1:
+                name = f"{name} and {j - i - 1} more"
+            lines.append(f"{name:<{width}}  ERROR {msg}"[:120])
+            i = j
+            continue
+        i += 1
+        t = f"{number(r.get('real_time', float('nan')))} {r.get('time_unit', '')}"
+        counters = [f"{k}={number(v)}" for k, v in r.items() if k not in STANDARD_KEYS]
+        lines.append(f"{name:<{width}}  {t:>12}  {' '.join(counters)}".rstrip())
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gpu", default="unknown")
+    ap.add_argument("--phases", default="", help="space-separated name=status:seconds")
+    ap.add_argument("--ctest-log")
+    ap.add_argument("--bench-json")
+    ap.add_argument("--compare-log")
+    ap.add_argument("--extra", action="append", default=[], help="a line printed under the header")
+    args = ap.parse_args()
+
+    head = [
+        "== sortednet GPU check ==",
+        f"GPU:     {args.gpu}",
+        f"date:    {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+    ]
+    head += [f"         {e}" if i else f"setup:   {e}" for i, e in enumerate(args.extra)]
+    head.append(f"phases:  {args.phases.strip() or '-'}")
+    counts = ctest_counts(read(args.ctest_log)) if args.ctest_log else None
+    if not args.ctest_log:
+        head.append("tests:   not run")
+    elif counts is None:
+        head.append("tests:   no result (see ctest.log)")
+    else:
+        passed, skipped, failed, total, names = counts
+        line = f"tests:   {passed} passed, {skipped} skipped, {failed} failed (of {total}, ctest -L cuda)"
+        if names:
+            line += ": " + " ".join(names)
+            if len(line) > 160:
+                line = line[:157] + "..."
+        head.append(line)
+
+    compare = []
+    text = read(args.compare_log) if args.compare_log else None
+    if text:
+        compare = [l for l in text.splitlines() if l.startswith("|")]
+        if compare:
+            compare = ["W2/W1 training step, sortednet vs PyTorch on the GPU:"] + compare[:8]
+
+    runs = benchmarks(read(args.bench_json)) if args.bench_json else []
+    body = []
+    if runs:
+        body = [f"bench_gpu ({len(runs)} runs):"] + bench_lines(runs)
+    elif args.bench_json:
+        body = ["bench_gpu: no results"]
+    room = MAX_LINES - len(head) - len(compare)
+    if len(body) > room:
+        cut = max(room - 1, 0)
+        body = body[:cut] + [f"... {len(body) - cut} more lines in bench_gpu.json"][: max(room, 0)]
+    for line in head + body + compare:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
