@@ -277,6 +277,7 @@ table() {
   [[ -n "${tests_ran:-}" ]] && args+=(--ctest-log "$log/ctest.log")
   [[ -n "${bench_ran:-}" ]] && args+=(--bench-json "$log/bench_gpu.json")
   [[ -n "${compare_ran:-}" ]] && args+=(--compare-log "$log/compare.log")
+  [[ -n "${train_ran:-}" ]] && args+=(--train-log "$log/train.log")
   for e in "${extra[@]}"; do args+=(--extra "$e"); done
   local py=python3
   command -v python3 >/dev/null 2>&1 || py=${python:-python3}
@@ -354,11 +355,23 @@ if [[ "${compare_ok:-0}" -eq 1 && -x "$build/bin/bench_train_step" ]]; then
   [[ "$help" == *--min-time* ]] && cargs+=(--min-time 0.5)
   [[ "$help" == *--only* ]] && cargs+=(--only resnet_full,resnet_smallest)
   compare_ran=1
-  run_phase compare 60 "$log/compare.log" "$python" bench/compare/train_step_compare.py "${cargs[@]}"
+  run_phase compare 100 "$log/compare.log" "$python" bench/compare/train_step_compare.py "${cargs[@]}"
 elif [[ "${compare_ok:-0}" -eq 1 ]]; then
   record compare "FAIL(no-bench_train_step)" 0
 else
   record compare "skipped(no --device cuda or no torch)" 0
+fi
+
+# ---- W2 trained on the GPU: one epoch of the demo recipe, every sub-model evaluated ----
+train_ran=""
+if [[ -x "$build/bin/sortednet" && -d "$kit/data/fashion-mnist" ]]; then
+  train_ran=1
+  rm -rf "$build/train-w2"
+  run_phase train 120 "$log/train.log" "$build/bin/sortednet" train --config configs/fmnist-resnet-demo.toml \
+    --device cuda --out "$build/train-w2" --set data.dir="$kit/data/fashion-mnist" --set train.max_steps=0 \
+    --set data.test_limit=2000 --set train.log_every=100
+elif [[ -x "$build/bin/sortednet" ]]; then
+  record train "skipped(no data in .gpu-deps)" 0
 fi
 
 echo

@@ -84,6 +84,11 @@ Build dependencies of sortednet for a machine without the Debian -dev packages, 
 tools/gpu-deps.sh on $(date -u +%Y-%m-%d) from: $(for p in "${packages[@]}"; do dpkg-query -W -f='${Package} ${Version}; ' "$p"; done)
 Use: cmake -DCMAKE_PREFIX_PATH=\$PWD/.gpu-deps ... (tools/gpu-check.sh does this).
 EOF
+# Fashion-MNIST (30 MB), when installed, for the GPU check's training run.
+if [[ -d /usr/share/datasets/fashion-mnist ]]; then
+  mkdir -p "$kit/data"
+  cp -r /usr/share/datasets/fashion-mnist "$kit/data/"
+fi
 echo "gpu-deps.sh: $copied files in .gpu-deps/, $(du -sh "$kit" | cut -f1) ($(du -sb "$kit" | cut -f1) bytes)"
 
 [[ $verify -eq 1 ]] || exit 0

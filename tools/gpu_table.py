@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The short summary tools/gpu-check.sh prints last (at most 40 lines): the GPU, the date, how each
+"""The short summary tools/gpu-check.sh prints last (at most 70 lines): the GPU, the date, how each
 phase went, the ctest counts, one line per benchmark of bench_gpu's JSON (name, time, user
 counters such as GFLOP/s, GB/s, ratios) and the training-step comparison table. Standard library
 only. A JSON file cut short (the benchmark was stopped by its timeout) still yields the runs it
@@ -14,7 +14,7 @@ import json
 import re
 import sys
 
-MAX_LINES = 40
+MAX_LINES = 70
 STANDARD_KEYS = {
     "name", "run_name", "run_type", "repetitions", "repetition_index", "threads", "iterations", "real_time",
     "cpu_time", "time_unit", "family_index", "per_family_instance_index", "aggregate_name", "aggregate_unit",
@@ -116,6 +116,43 @@ def bench_lines(runs):
     return lines
 
 
+def grouped_lines(runs):
+    """bench_gpu's families as ratios read in one run: each sliced GEMM against cuBLAS on contiguous
+    operands of the same shape, each memory-bound kernel's GB/s against the device copy. Runs of
+    other families (or with errors) keep one line each."""
+    by_name = {short_name(r.get("name", "")): r for r in runs if not r.get("error_occurred")}
+    lines, used = [], set()
+    gemm = re.compile(r"gemm_bench/(forward|backward_dx|backward_dw)_window/(\d+)/(\d+)$")
+    rows = []
+    for name, r in by_name.items():
+        m = gemm.match(name)
+        if not m:
+            continue
+        other = by_name.get(name.replace("_window/", "_contiguous/"))
+        if not other:
+            continue
+        used.update({name, short_name(other["name"])})
+        a, b = r.get("GFLOP/s", 0.0), other.get("GFLOP/s", 0.0)
+        rows.append((m.group(1), int(m.group(2)), int(m.group(3)), a, b))
+    if rows:
+        lines.append("sliced GEMM (TFLOP/s): window of W[4096,4096] vs cuBLAS contiguous, same shape")
+        worst = min(a / b for _, _, _, a, b in rows if b)
+        for kind, B, k, a, b in sorted(rows, key=lambda x: (x[0], x[1], x[2])):
+            lines.append(f"  {kind:<12} B={B:<5} k={k:<5} {a / 1e3:7.1f} vs {b / 1e3:7.1f}   ratio {a / b if b else 0:.3f}")
+        lines.append(f"  worst ratio {worst:.3f} (target >= 0.95)")
+    copy = by_name.get("bandwidth_bench/copy")
+    bw = [(n.split("/")[1], r.get("GB/s", 0.0)) for n, r in by_name.items() if n.startswith("bandwidth_bench/")]
+    if bw:
+        ceiling = copy.get("GB/s", 0.0) if copy else 0.0
+        lines.append(f"memory-bound kernels, 16384x4096 f32 (GB/s; device copy = {ceiling:.0f} GB/s)")
+        for op, g in bw:
+            used.add(f"bandwidth_bench/{op}")
+            frac = f"{g / ceiling:.2f} of copy" if ceiling else ""
+            lines.append(f"  {op:<14} {g:8.0f}   {frac}")
+    rest = [r for r in runs if short_name(r.get("name", "")) not in used]
+    return lines + (bench_lines(rest) if rest else [])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", default="unknown")
@@ -123,6 +160,7 @@ def main():
     ap.add_argument("--ctest-log")
     ap.add_argument("--bench-json")
     ap.add_argument("--compare-log")
+    ap.add_argument("--train-log")
     ap.add_argument("--extra", action="append", default=[], help="a line printed under the header")
     args = ap.parse_args()
 
@@ -154,10 +192,20 @@ def main():
         if compare:
             compare = ["W2/W1 training step, sortednet vs PyTorch on the GPU:"] + compare[:8]
 
+    text = read(args.train_log) if args.train_log else None
+    if text:  # the run's header, its last step line, and the evaluation's first and last rows
+        lines = text.splitlines()
+        keep = [l for l in lines if l.startswith("training ")][:1]
+        keep += [l for l in lines if l.startswith("step ")][-1:]
+        rows = [l for l in lines if re.match(r"^(width|depth)\S*=", l)]
+        keep += rows[:1] + rows[-1:]
+        keep += [l for l in lines if l.startswith("error") or "wall" in l][-2:]
+        compare = ["W2 demo recipe, one epoch on the GPU:"] + [l[:150] for l in keep] + compare
+
     runs = benchmarks(read(args.bench_json)) if args.bench_json else []
     body = []
     if runs:
-        body = [f"bench_gpu ({len(runs)} runs):"] + bench_lines(runs)
+        body = [f"bench_gpu ({len(runs)} runs):"] + grouped_lines(runs)
     elif args.bench_json:
         body = ["bench_gpu: no results"]
     room = MAX_LINES - len(head) - len(compare)
