@@ -126,6 +126,10 @@ TEST_F(Cuda, UnaryOpsAndTheirGradients) {
   // 16-byte vector path: a dense size divisible by 4.
   expect_parity({random_tensor({256, 64}, 5)}, [](const std::vector<Tensor>& in) { return relu(in[0]); }, kF32,
                 "relu vectorised");
+  // Rows of a window with row strides a multiple of 4: the 16-byte row path.
+  expect_parity({random_tensor({33, 72}, 6), random_tensor({33, 40}, 7)},
+                [](const std::vector<Tensor>& in) { return gelu(in[0].prefix({33, 40})) * in[1]; }, kF32,
+                "gelu and mul on a window, vectorised rows");
 }
 
 TEST_F(Cuda, BinaryOpsWithBroadcastingAndWindows) {
@@ -185,11 +189,16 @@ TEST_F(Cuda, SoftmaxShortAndLongRowsOnWindows) {
                   "softmax" + tag);
     expect_parity({x}, [C](const std::vector<Tensor>& in) { return log_softmax(in[0].prefix({37, C})); }, kF32,
                   "log_softmax" + tag);
+    // Rows 16-byte aligned with C % 4 == 0: held in registers.
+    Tensor dense = random_tensor({37, C}, 51 + C, 3.f);
+    expect_parity({dense}, [](const std::vector<Tensor>& in) { return softmax(in[0]); }, kF32, "dense softmax" + tag);
+    expect_parity({dense}, [](const std::vector<Tensor>& in) { return log_softmax(in[0]); }, kF32,
+                  "dense log_softmax" + tag);
   }
 }
 
 TEST_F(Cuda, CrossEntropyWithSmoothingAndIgnoredRows) {
-  for (int64_t C : {10, 5000}) {
+  for (int64_t C : {10, 1000, 5000}) {
     Tensor logits = random_tensor({64, C}, 60 + C, 2.f);
     std::vector<int64_t> t(64);
     for (int64_t i = 0; i < 64; ++i) t[size_t(i)] = i % 7 == 3 ? -100 : (i * 37) % C;
@@ -281,6 +290,13 @@ TEST_F(Cuda, Conv2dOnFilterWindows) {
                                   in[2].prefix({c.cout}), g);
                   },
                   kF32, std::string(c.name) + (cudnn ? " (cuDNN)" : " (im2col)"));
+    // An input that needs no gradient (a first layer): dW and db only.
+    expect_parity({x, w, b},
+                  [&](const std::vector<Tensor>& in) {
+                    return conv2d(in[0].detach().narrow(1, 0, c.cin), in[1].prefix({c.cout, cin_g, c.k, c.k}),
+                                  in[2].prefix({c.cout}), g);
+                  },
+                  kF32, std::string(c.name) + " without dx" + (cudnn ? " (cuDNN)" : " (im2col)"));
     // The whole filter too: cuDNN then accumulates dW in place.
     expect_parity({x.narrow(1, 0, c.cin), w.narrow(0, 0, c.cout).narrow(1, 0, cin_g).contiguous()},
                   [&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], Tensor(), g); }, kF32,

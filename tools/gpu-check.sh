@@ -278,6 +278,7 @@ table() {
   [[ -n "${bench_ran:-}" ]] && args+=(--bench-json "$log/bench_gpu.json")
   [[ -n "${compare_ran:-}" ]] && args+=(--compare-log "$log/compare.log")
   [[ -n "${train_ran:-}" ]] && args+=(--train-log "$log/train.log")
+  [[ -n "${conv_ran:-}" ]] && args+=(--conv-log "$log/conv.log")
   for e in "${extra[@]}"; do args+=(--extra "$e"); done
   local py=python3
   command -v python3 >/dev/null 2>&1 || py=${python:-python3}
@@ -353,13 +354,22 @@ if [[ "${compare_ok:-0}" -eq 1 && -x "$build/bin/bench_train_step" ]]; then
   [[ "$help" == *--python* ]] && cargs+=(--python "$python")
   [[ "$help" == *--rounds* ]] && cargs+=(--rounds 1)
   [[ "$help" == *--min-time* ]] && cargs+=(--min-time 0.5)
-  [[ "$help" == *--only* ]] && cargs+=(--only resnet_full,resnet_smallest)
+  [[ "$help" == *--only* ]] && cargs+=(--only resnet_full,resnet_half,resnet_smallest,mlp_full)
   compare_ran=1
   run_phase compare 100 "$log/compare.log" "$python" bench/compare/train_step_compare.py "${cargs[@]}"
 elif [[ "${compare_ok:-0}" -eq 1 ]]; then
   record compare "FAIL(no-bench_train_step)" 0
 else
   record compare "skipped(no --device cuda or no torch)" 0
+fi
+
+# ---- the W2 step with each convolution path: cuDNN (default) and im2col + cuBLAS ----
+conv_ran=""
+if [[ -x "$build/bin/bench_train_step" ]]; then
+  conv_ran=1
+  run_phase conv 40 "$log/conv.log" bash -c "for a in cudnn im2col; do echo \"== conv \$a\"; \
+    SN_CUDA_CONV=\$a SN_BENCH_DEVICE=cuda '$build/bin/bench_train_step' --benchmark_filter=resnet \
+    --benchmark_min_time=0.3 2>&1 | grep -E '^step/'; done"
 fi
 
 # ---- W2 trained on the GPU: one epoch of the demo recipe, every sub-model evaluated ----

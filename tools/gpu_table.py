@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The short summary tools/gpu-check.sh prints last (at most 70 lines): the GPU, the date, how each
+"""The short summary tools/gpu-check.sh prints last (at most 80 lines): the GPU, the date, how each
 phase went, the ctest counts, one line per benchmark of bench_gpu's JSON (name, time, user
 counters such as GFLOP/s, GB/s, ratios) and the training-step comparison table. Standard library
 only. A JSON file cut short (the benchmark was stopped by its timeout) still yields the runs it
@@ -14,7 +14,7 @@ import json
 import re
 import sys
 
-MAX_LINES = 70
+MAX_LINES = 80
 STANDARD_KEYS = {
     "name", "run_name", "run_type", "repetitions", "repetition_index", "threads", "iterations", "real_time",
     "cpu_time", "time_unit", "family_index", "per_family_instance_index", "aggregate_name", "aggregate_unit",
@@ -161,6 +161,7 @@ def main():
     ap.add_argument("--bench-json")
     ap.add_argument("--compare-log")
     ap.add_argument("--train-log")
+    ap.add_argument("--conv-log")
     ap.add_argument("--extra", action="append", default=[], help="a line printed under the header")
     args = ap.parse_args()
 
@@ -201,6 +202,11 @@ def main():
         keep += rows[:1] + rows[-1:]
         keep += [l for l in lines if l.startswith("error") or "wall" in l][-2:]
         compare = ["W2 demo recipe, one epoch on the GPU:"] + [l[:150] for l in keep] + compare
+
+    text = read(args.conv_log) if args.conv_log else None
+    if text:  # bench_train_step's W2 lines under each convolution path
+        keep = [re.sub(r"\s+", " ", l)[:110] for l in text.splitlines() if l.startswith(("== conv", "step/"))]
+        compare = ["W2 step on the GPU by convolution path (bench_train_step):"] + keep[:8] + compare
 
     runs = benchmarks(read(args.bench_json)) if args.bench_json else []
     body = []

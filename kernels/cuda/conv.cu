@@ -182,7 +182,8 @@ void CudaBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tens
     return;
   }
 #ifdef SN_WITH_CUDNN
-  if (use_cudnn()) return conv2d_backward_cudnn(dx.detach(), dw, dy.detach(), x.detach(), w_in, g, *this);
+  if (use_cudnn())  // the first layer's input needs no gradient: dx undefined
+    return conv2d_backward_cudnn(dx.defined() ? dx.detach() : Tensor(), dw, dy.detach(), x.detach(), w_in, g, *this);
 #endif
   // dW of a window that is not BLAS-shaped accumulates in a packed copy, added back at the end.
   Tensor dwm_all;

@@ -57,6 +57,36 @@ __global__ void map2_strided(float* out, const float* a, const float* b, Strided
   }
 }
 
+// Rows of a 2-d window (every operand dense along its rows, row strides multiples of 4): 16-byte
+// accesses, one division per 4 elements. A nested window [R, k] of a wider [R, K] activation.
+template <class F>
+__global__ void map1_rows4(float* out, int64_t os, const float* x, int64_t xs, int64_t R, int64_t c4, F f) {
+  SN_GRID_STRIDE(i, R * c4) {
+    const int64_t r = i / c4, j = i % c4;
+    const float4 v = reinterpret_cast<const float4*>(x + r * xs)[j];
+    reinterpret_cast<float4*>(out + r * os)[j] = make_float4(f(v.x), f(v.y), f(v.z), f(v.w));
+  }
+}
+template <class F>
+__global__ void map2_rows4(float* out, int64_t os, const float* a, int64_t as, const float* b, int64_t bs, int64_t R,
+                           int64_t c4, F f) {
+  SN_GRID_STRIDE(i, R * c4) {
+    const int64_t r = i / c4, j = i % c4;
+    const float4 u = reinterpret_cast<const float4*>(a + r * as)[j];
+    const float4 v = reinterpret_cast<const float4*>(b + r * bs)[j];
+    reinterpret_cast<float4*>(out + r * os)[j] = make_float4(f(u.x, v.x), f(u.y, v.y), f(u.z, v.z), f(u.w, v.w));
+  }
+}
+
+// Whether a collapsed view is [rows, cols] with unit inner stride and 16-byte aligned rows.
+template <int N>
+bool vector_rows(const Strided<N>& s, std::initializer_list<const void*> ptrs) {
+  if (s.dims != 2 || s.sizes[1] % 4 != 0 || !aligned16(ptrs)) return false;
+  for (int k = 0; k < N; ++k)
+    if (s.strides[k][1] != 1 || s.strides[k][0] % 4 != 0) return false;
+  return true;
+}
+
 template <class F>
 void map1(const Tensor& out, const Tensor& x, F f) {
   const int64_t n = out.numel();
@@ -69,6 +99,9 @@ void map1(const Tensor& out, const Tensor& x, F f) {
         reinterpret_cast<float4*>(o), reinterpret_cast<const float4*>(a), n / 4, f);
   } else if (s.contiguous) {
     map1_dense<<<blocks_for(n), kThreads, 0, current_stream()>>>(o, a, n, f);
+  } else if (vector_rows(s, {o, a})) {
+    map1_rows4<<<blocks_for(n / 4), kThreads, 0, current_stream()>>>(o, s.strides[0][0], a, s.strides[1][0],
+                                                                    s.sizes[0], s.sizes[1] / 4, f);
   } else {
     map1_strided<<<blocks_for(n), kThreads, 0, current_stream()>>>(o, a, s, n, f);
   }
@@ -89,6 +122,9 @@ void map2(const Tensor& out, const Tensor& x, const Tensor& y, F f) {
         reinterpret_cast<const float4*>(b), n / 4, f);
   } else if (s.contiguous) {
     map2_dense<<<blocks_for(n), kThreads, 0, current_stream()>>>(o, a, b, n, f);
+  } else if (vector_rows(s, {o, a, b})) {
+    map2_rows4<<<blocks_for(n / 4), kThreads, 0, current_stream()>>>(o, s.strides[0][0], a, s.strides[1][0], b,
+                                                                    s.strides[2][0], s.sizes[0], s.sizes[1] / 4, f);
   } else {
     map2_strided<<<blocks_for(n), kThreads, 0, current_stream()>>>(o, a, b, s, n, f);
   }

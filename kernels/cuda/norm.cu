@@ -38,6 +38,41 @@ __global__ void layer_norm_kernel(float* y, int64_t ys, float* mean, int64_t ms,
     yr[i] = (xr[i] - mu) * rs * opt_at(w, i, ws, 1.f) + opt_at(b, i, bs, 0.f);
 }
 
+// The same with the row held in registers (D % 4 == 0, aligned): x read once, two-pass
+// statistics from the registers.
+template <bool kWarp>
+__global__ void layer_norm_registers(float* y, int64_t ys, float* mean, int64_t ms, float* rstd, int64_t rss,
+                                     const float* x, int64_t xs, const float* w, int64_t ws, const float* b,
+                                     int64_t bs, int64_t R, int64_t D, float eps, bool rms) {
+  __shared__ float shared[32];
+  using G = RowGroup<kWarp>;
+  const int64_t r = G::row();
+  if (r >= R) return;
+  float4 v[kRegChunks];
+  load_row(v, x + r * xs, D, G::lane(), G::size(), 0.f);
+  float mu = 0.f;
+  if (!rms) {
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < kRegChunks; ++i) s += (v[i].x + v[i].y) + (v[i].z + v[i].w);  // padding adds 0
+    mu = G::sum(s, shared) / float(D);
+  }
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kRegChunks; ++i) {
+    if (!chunk_in_row(i, G::lane(), G::size(), D)) continue;
+    const float a = v[i].x - mu, b2 = v[i].y - mu, c = v[i].z - mu, d = v[i].w - mu;
+    ss += (a * a + b2 * b2) + (c * c + d * d);
+  }
+  const float rs = rsqrtf(G::sum(ss, shared) / float(D) + eps);
+  if (G::lane() == 0) {
+    mean[r * ms] = mu;
+    rstd[r * rss] = rs;
+  }
+  store_row(y + r * ys, v, D, G::lane(), G::size(),
+            [=](float a, int64_t i) { return (a - mu) * rs * opt_at(w, i, ws, 1.f) + opt_at(b, i, bs, 0.f); });
+}
+
 template <bool kWarp>
 __global__ void layer_norm_dx_kernel(float* dx, int64_t dxs, const float* dy, int64_t dys, const float* x,
                                      int64_t xs, const float* mean, int64_t ms, const float* rstd, int64_t rss,
@@ -195,6 +230,11 @@ void CudaBackend::layer_norm(const Tensor& y, const Tensor& mean, const Tensor& 
                                            rstd.stride(0), fptr(x), x.stride(0), fptr(w), stride0(w), fptr(b),
                                            stride0(b), R, D, eps, rms);
   };
+  if (rows_fit_registers(D, {{x.data_ptr(), x.stride(0)}, {y.data_ptr(), y.stride(0)}})) {
+    return launch_register_rows(
+        R, D, [&](dim3 g, dim3 bl) { args(layer_norm_registers<true>, g, bl); },
+        [&](dim3 g, dim3 bl) { args(layer_norm_registers<false>, g, bl); });
+  }
   launch_rows(
       R, D, [&](dim3 g, dim3 bl) { args(layer_norm_kernel<true>, g, bl); },
       [&](dim3 g, dim3 bl) { args(layer_norm_kernel<false>, g, bl); });
