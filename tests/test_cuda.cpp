@@ -342,6 +342,49 @@ TEST_F(Cuda, OptimizerStepsOnWindows) {
   EXPECT_LT(rel_l2(vg, v), 1e-6) << "adamw second moment";
 }
 
+// One forward and backward of a sub-model on the GPU and on the CPU from the same parameters:
+// the logits, then every parameter's gradient (listed in registration order, so the first
+// mismatch names the layer), with each convolution path.
+TEST_F(Cuda, SubModelForwardAndGradientsMatchTheCpu) {
+  for (const char* name : {"fmnist-mlp", "fmnist-resnet"}) {
+    for (bool cudnn : {false, true}) {
+      if (cudnn && !cuda_conv_cudnn_built()) continue;
+      set_cuda_conv_cudnn(cudnn);
+      auto on_cpu = make_model({name, BnStats::per_submodel, 3});
+      auto on_gpu = make_model({name, BnStats::per_submodel, 3});
+      on_gpu->to(Device::cuda());
+      Tensor x = random_tensor({16, 1, 28, 28}, 141);
+      std::vector<int64_t> labels(16);
+      for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i * 3 % 10);
+      Tensor y = from_vector(labels, {16});
+      const SubModelSpace& space = on_cpu->space();
+      for (int64_t index : {space.size() - 1, int64_t(0), space.size() / 2}) {
+        const SubModel sub = space.at(index);
+        const std::string tag = std::string(name) + " " + sub.str() + (cudnn ? " cuDNN" : " im2col");
+        Tensor lc = on_cpu->forward(x, {sub, index, nullptr});
+        Tensor lg = on_gpu->forward(gpu(x), {sub, index, nullptr});
+        EXPECT_LT(rel_l2(lg, lc), 1e-4) << tag << ": logits";
+        cross_entropy(lc, y).backward();
+        cross_entropy(lg, gpu(y)).backward();
+        auto pc = on_cpu->named_parameters(), pg = on_gpu->named_parameters();
+        std::string report;
+        bool ok = true;
+        for (size_t i = 0; i < pc.size(); ++i) {
+          Tensor gc = pc[i].second->tensor.grad(), gg = pg[i].second->tensor.grad();
+          if (!gc.defined()) continue;
+          const double e = gg.defined() ? rel_l2(gg, gc) : INFINITY;
+          ok = ok && e < 1e-4;
+          report += "  " + pc[i].first + " " + std::to_string(e) + "\n";
+        }
+        EXPECT_TRUE(ok) << tag << ": gradient relative errors\n" << report;
+        on_cpu->zero_grad();
+        on_gpu->zero_grad();
+      }
+    }
+  }
+  set_cuda_conv_cudnn(true);
+}
+
 // A model moved to the GPU trains like its CPU twin: three sorted steps (two sub-models each,
 // windows accumulated, SGD with momentum) leave the same parameters and BatchNorm statistics.
 TEST_F(Cuda, ModelsTrainOnTheGpuLikeOnTheCpu) {

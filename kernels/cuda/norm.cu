@@ -139,24 +139,51 @@ struct Planes {
 };
 Planes planes_of(const Tensor& t) { return {fptr(t), t.stride(0), t.stride(1)}; }
 
-constexpr int kChannelThreads = 512;
+// A channel's N·P values are split over several blocks (a few channels alone would leave most
+// of the GPU idle): partial sums per (channel, split) in double, then one thread per channel adds
+// its splits in order (deterministic), then elementwise passes use the per-channel results.
+constexpr int kSplitThreads = 256;
 
-__global__ void bn_stats_kernel(float* mean, int64_t ms, float* var, int64_t vs, Planes x, int64_t N, int64_t P) {
+struct ChannelSplit {
+  int64_t splits, chunk;  // blocks per channel, values per block
+};
+ChannelSplit split_of(int64_t values) {
+  const int64_t per_block = int64_t(kSplitThreads) * 16;  // at least 16 values per thread
+  const int64_t splits = std::clamp<int64_t>((values + per_block - 1) / per_block, 1, 128);
+  return {splits, (values + splits - 1) / splits};
+}
+
+// part[(c·S + s)·2 + {0,1}] = sums of (x - shift) and (x - shift)² over split s of channel c.
+__global__ void bn_partial_stats(double* part, Planes x, int64_t N, int64_t P, ChannelSplit sp) {
   __shared__ double shared[32];
-  const int64_t c = blockIdx.x;
+  const int64_t c = blockIdx.x, s = blockIdx.y;
   const float shift = x.at(0, c)[0];  // shifted sums keep E[x²] - E[x]² well conditioned
-  double s = 0.0, ss = 0.0;
-  for (int64_t j = threadIdx.x; j < N * P; j += blockDim.x) {
+  const int64_t end = min(N * P, (s + 1) * sp.chunk);
+  double a = 0.0, b = 0.0;
+  for (int64_t j = s * sp.chunk + threadIdx.x; j < end; j += blockDim.x) {
     const float v = x.at(j / P, c)[j % P] - shift;
-    s += v;
-    ss += double(v) * v;
+    a += v;
+    b += double(v) * v;
   }
-  s = block_sum(s, shared);
-  ss = block_sum(ss, shared);
+  a = block_sum(a, shared);
+  b = block_sum(b, shared);
   if (threadIdx.x == 0) {
-    const double count = double(N * P), m = s / count;
-    mean[c * ms] = float(shift + m);
-    var[c * vs] = float(fmax(ss / count - m * m, 0.0));
+    part[(c * sp.splits + s) * 2] = a;
+    part[(c * sp.splits + s) * 2 + 1] = b;
+  }
+}
+
+__global__ void bn_finish_stats(float* mean, int64_t ms, float* var, int64_t vs, const double* part, Planes x,
+                                int64_t C, int64_t S, double count) {
+  SN_GRID_STRIDE(c, C) {
+    double a = 0.0, b = 0.0;
+    for (int64_t s = 0; s < S; ++s) {
+      a += part[(c * S + s) * 2];
+      b += part[(c * S + s) * 2 + 1];
+    }
+    const double m = a / count;
+    mean[c * ms] = float(double(x.at(0, c)[0]) + m);
+    var[c * vs] = float(fmax(b / count - m * m, 0.0));
   }
 }
 
@@ -171,31 +198,51 @@ __global__ void bn_apply_kernel(Planes y, Planes x, const float* mean, int64_t m
   }
 }
 
-__global__ void bn_backward_kernel(Planes dx, bool has_dx, float* dw, int64_t dws, float* db, int64_t dbs,
-                                   Planes dy, Planes x, const float* mean, int64_t ms, const float* invstd,
-                                   int64_t is, const float* w, int64_t ws, int64_t N, int64_t P, bool training) {
+// part[(c·S + s)·2 + {0,1}] = sums of dy and dy·x̂ over split s of channel c.
+__global__ void bn_partial_grads(double* part, Planes dy, Planes x, const float* mean, int64_t ms,
+                                 const float* invstd, int64_t is, int64_t N, int64_t P, ChannelSplit sp) {
   __shared__ double shared[32];
-  const int64_t c = blockIdx.x;
-  const float mu = opt_at(mean, c, ms, 0.f), inv = opt_at(invstd, c, is, 1.f), wc = opt_at(w, c, ws, 1.f);
-  double sg = 0.0, sgx = 0.0;
-  for (int64_t j = threadIdx.x; j < N * P; j += blockDim.x) {
+  const int64_t c = blockIdx.x, s = blockIdx.y;
+  const float mu = opt_at(mean, c, ms, 0.f), inv = opt_at(invstd, c, is, 1.f);
+  const int64_t end = min(N * P, (s + 1) * sp.chunk);
+  double a = 0.0, b = 0.0;
+  for (int64_t j = s * sp.chunk + threadIdx.x; j < end; j += blockDim.x) {
     const int64_t n = j / P, p = j % P;
     const float g = dy.at(n, c)[p];
-    sg += g;
-    sgx += double(g) * double((x.at(n, c)[p] - mu) * inv);
+    a += g;
+    b += double(g) * double((x.at(n, c)[p] - mu) * inv);
   }
-  sg = block_sum(sg, shared);
-  sgx = block_sum(sgx, shared);
+  a = block_sum(a, shared);
+  b = block_sum(b, shared);
   if (threadIdx.x == 0) {
+    part[(c * sp.splits + s) * 2] = a;
+    part[(c * sp.splits + s) * 2 + 1] = b;
+  }
+}
+
+// Per channel: dw += sum(dy·x̂), db += sum(dy); coef = the means dx needs (0 in eval mode).
+__global__ void bn_finish_grads(float* coef, float* dw, int64_t dws, float* db, int64_t dbs, const double* part,
+                                int64_t C, int64_t S, double count, bool training) {
+  SN_GRID_STRIDE(c, C) {
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t s = 0; s < S; ++s) {
+      sg += part[(c * S + s) * 2];
+      sgx += part[(c * S + s) * 2 + 1];
+    }
     if (dw) dw[c * dws] += float(sgx);
     if (db) db[c * dbs] += float(sg);
+    coef[2 * c] = training ? float(sg / count) : 0.f;
+    coef[2 * c + 1] = training ? float(sgx / count) : 0.f;
   }
-  if (!has_dx) return;
-  const double count = double(N * P);
-  const float mg = training ? float(sg / count) : 0.f, mgx = training ? float(sgx / count) : 0.f;
-  for (int64_t j = threadIdx.x; j < N * P; j += blockDim.x) {
-    const int64_t n = j / P, p = j % P;
-    dx.at(n, c)[p] = wc * inv * (dy.at(n, c)[p] - mg - (x.at(n, c)[p] - mu) * inv * mgx);
+}
+
+__global__ void bn_dx_kernel(Planes dx, Planes dy, Planes x, const float* coef, const float* mean, int64_t ms,
+                             const float* invstd, int64_t is, const float* w, int64_t ws, int64_t N, int64_t C,
+                             int64_t P) {
+  SN_GRID_STRIDE(j, N * C * P) {
+    const int64_t p = j % P, nc = j / P, c = nc % C, n = nc / C;
+    const float mu = opt_at(mean, c, ms, 0.f), inv = opt_at(invstd, c, is, 1.f), wc = opt_at(w, c, ws, 1.f);
+    dx.at(n, c)[p] = wc * inv * (dy.at(n, c)[p] - coef[2 * c] - (x.at(n, c)[p] - mu) * inv * coef[2 * c + 1]);
   }
 }
 
@@ -283,8 +330,16 @@ void CudaBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const 
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   if (C == 0) return;
   SN_CHECK(N * P > 0, "batch_norm_stats", "needs at least one value per channel, got ", shape_str(x.sizes()));
-  bn_stats_kernel<<<unsigned(C), kChannelThreads, 0, current_stream()>>>(fptr(mean), mean.stride(0), fptr(var),
-                                                                         var.stride(0), planes_of(x), N, P);
+  SN_CHECK(C <= 65535, "batch_norm_stats", C, " channels exceed the 65535 supported");
+  const ChannelSplit sp = split_of(N * P);
+  Storage part(size_t(C * sp.splits * 2) * sizeof(double), x.device());
+  double* pp = static_cast<double*>(part.data());
+  bn_partial_stats<<<dim3(unsigned(C), unsigned(sp.splits)), kSplitThreads, 0, current_stream()>>>(pp, planes_of(x),
+                                                                                                  N, P, sp);
+  SN_CUDA_CHECK_LAUNCH();
+  bn_finish_stats<<<blocks_for(C), kThreads, 0, current_stream()>>>(fptr(mean), mean.stride(0), fptr(var),
+                                                                   var.stride(0), pp, planes_of(x), C, sp.splits,
+                                                                   double(N * P));
   SN_CUDA_CHECK_LAUNCH();
 }
 
@@ -309,11 +364,22 @@ void CudaBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const 
   check_nchw("batch_norm_backward", dy);
   if (dx.defined()) check_nchw("batch_norm_backward", dx);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
-  if (C == 0) return;
-  bn_backward_kernel<<<unsigned(C), kChannelThreads, 0, current_stream()>>>(
-      dx.defined() ? planes_of(dx) : planes_of(x), dx.defined(), fptr(dw), stride0(dw), fptr(db), stride0(db),
-      planes_of(dy), planes_of(x), fptr(mean), stride0(mean), fptr(invstd), stride0(invstd), fptr(w), stride0(w), N,
-      P, training);
+  if (C == 0 || N * P == 0) return;
+  SN_CHECK(C <= 65535, "batch_norm_backward", C, " channels exceed the 65535 supported");
+  const ChannelSplit sp = split_of(N * P);
+  Storage part(size_t(C * sp.splits * 2) * sizeof(double) + size_t(2 * C) * sizeof(float), x.device());
+  double* pp = static_cast<double*>(part.data());
+  float* coef = reinterpret_cast<float*>(pp + C * sp.splits * 2);
+  bn_partial_grads<<<dim3(unsigned(C), unsigned(sp.splits)), kSplitThreads, 0, current_stream()>>>(
+      pp, planes_of(dy), planes_of(x), fptr(mean), stride0(mean), fptr(invstd), stride0(invstd), N, P, sp);
+  SN_CUDA_CHECK_LAUNCH();
+  bn_finish_grads<<<blocks_for(C), kThreads, 0, current_stream()>>>(coef, fptr(dw), stride0(dw), fptr(db), stride0(db),
+                                                                   pp, C, sp.splits, double(N * P), training);
+  SN_CUDA_CHECK_LAUNCH();
+  if (!dx.defined()) return;
+  bn_dx_kernel<<<blocks_for(N * C * P), kThreads, 0, current_stream()>>>(
+      planes_of(dx), planes_of(dy), planes_of(x), coef, fptr(mean), stride0(mean), fptr(invstd), stride0(invstd),
+      fptr(w), stride0(w), N, C, P);
   SN_CUDA_CHECK_LAUNCH();
 }
 
