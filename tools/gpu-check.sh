@@ -9,7 +9,8 @@
 #   tools/gpu-check.sh                   everything (about 8 minutes at most)
 #   tools/gpu-check.sh --configure-only  detection and the cmake configure step only
 #
-# Environment: SN_GPU_CHECK_JOBS (build jobs; default: all cores), SN_GPU_CHECK_ARCH (CUDA
+# Environment: SN_GPU_CHECK_SKIP (phases to leave out, e.g. "bench train"),
+# SN_GPU_CHECK_JOBS (build jobs; default: all cores), SN_GPU_CHECK_ARCH (CUDA
 # architecture; default: the GPU's compute capability, else 90), SN_GPU_CHECK_BUDGET (seconds for
 # the whole script, default 470), SN_GPU_CHECK_PYTHON (the interpreter with PyTorch).
 set -uo pipefail
@@ -47,6 +48,10 @@ limit() {
 }
 run_phase() {  # name limit log command...
   local name=$1 lim log=$3 t0 rc
+  if [[ " ${SN_GPU_CHECK_SKIP:-} " == *" $name "* ]]; then
+    record "$name" "skipped(asked)" 0
+    return 1
+  fi
   lim=$(limit "$2")
   shift 3
   if ((lim < 5)); then

@@ -4,7 +4,7 @@
 // larger filter is packed first (a copy of at most Cout·Cin·KH·KW floats, small beside the
 // activations), and dW is computed into a packed buffer and added into the window. The algorithm
 // for each geometry is chosen once by timing cuDNN's candidates (as PyTorch's cudnn.benchmark),
-// within a workspace limit, and cached.
+// within a workspace limit, and cached; with TF32 off only full-precision (GEMM-based) ones.
 #include <cudnn.h>
 
 #include <cstdlib>
@@ -97,11 +97,28 @@ struct Choice {
 std::mutex g_mutex;
 std::map<Key, Choice> g_choices;
 
+// Whether an algorithm computes in full fp32 precision: the GEMM-based ones. FFT and Winograd
+// transforms lose about three digits (measured: 3e-3 relative error in a ResNet's gradients, like
+// TF32), so with TF32 off, where fp32 accuracy was asked for, they are not used.
+bool full_precision(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+}
+bool full_precision(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+}
+bool full_precision(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+
 // The fastest successful candidate within the workspace limit (cuDNN sorts them by time).
 template <class Perf>
 Choice fastest(const Perf* perf, int n, const char* pass) {
+  const bool strict = !cuda_tf32();
   for (int i = 0; i < n; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
+        (!strict || full_precision(perf[i].algo)))
       return {int(perf[i].algo), perf[i].memory};
   fail("conv2d", std::string("cuDNN found no ") + pass + " algorithm for this geometry");
 }
