@@ -43,6 +43,9 @@ void check_device(Device device) {
   SN_CHECK(count > 0, "device", "no CUDA device present (", device.str(), " requested)");
   SN_CHECK(device.index >= 0 && device.index < count, "device", device.str(), " requested, ", count,
            " CUDA device(s) present");
+  // The allocator, the cuBLAS/cuDNN handles and the streams serve the current device only.
+  SN_CHECK(device.index == 0, "device", device.str(), " requested: only cuda:0 is supported yet (select the GPU "
+           "with CUDA_VISIBLE_DEVICES)");
   backend_for(device);
 #else
   fail("device", device.str() + " requested, but sortednet was built without CUDA (configure with -DSN_CUDA=ON)");

@@ -90,7 +90,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
     SN_CHECK(it != state.end(), "load_state_dict", "missing entry '", name, "'");
     SN_CHECK(it->second.sizes() == t.sizes(), "load_state_dict", "'", name, "' has shape ",
              shape_str(it->second.sizes()), ", the model expects ", shape_str(t.sizes()));
-    t.copy_(it->second.to(t.dtype()));
+    t.copy_(it->second.to(t.dtype()).to(t.device()));  // a checkpoint read on the CPU into a GPU model
   }
 }
 

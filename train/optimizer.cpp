@@ -96,7 +96,7 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state) {
     SN_CHECK(it != state.end(), "optimizer", "checkpoint lacks optimizer state '", name, "'");
     SN_CHECK(it->second.sizes() == into.sizes(), "optimizer", "state '", name, "' has shape ",
              shape_str(it->second.sizes()), ", expected ", shape_str(into.sizes()));
-    into.copy_(it->second);
+    into.copy_(it->second.to(into.device()));
   };
   for (size_t i = 0; i < params_.size(); ++i) {
     take(params_[i].first + ".m", m_[i]);

@@ -64,6 +64,9 @@ Tensor Tensor::to(Device target) const {
 void Tensor::relocate(Device target) {
   SN_CHECK(defined(), "relocate", "undefined tensor");
   SN_CHECK(!grad_slot() || !grad_slot()->producer, "relocate", "only leaves can move in place");
+  SN_CHECK(!grad_slot() || (grad_slot()->sizes == sizes() && grad_slot()->strides == strides() &&
+                            grad_slot()->offset == offset()),
+           "relocate", "a view cannot move in place; move the tensor it views");
   if (target == device()) return;
   Tensor moved = detach().to(target);
   Tensor grad_moved = grad_slot() && grad_slot()->grad.defined() ? grad_slot()->grad.detach().to(target) : Tensor();

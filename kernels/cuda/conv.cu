@@ -128,6 +128,11 @@ void CudaBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, c
   check_planes("conv2d", x);
   check_planes("conv2d", y);
   if (x.size(0) == 0 || w_in.size(0) == 0 || y.size(2) * y.size(3) == 0) return;
+  if (w_in.size(1) == 0) {  // no input channels: the output is the bias alone
+    fill(y, 0.f);
+    if (b.defined()) binary(Binary::add, y.detach(), y.detach(), b.detach().as_strided(y.sizes(), {0, b.stride(0), 0, 0}, b.offset()));
+    return;
+  }
 #ifdef SN_WITH_CUDNN
   if (use_cudnn()) {
     conv2d_cudnn(y.detach(), x.detach(), w_in, g);

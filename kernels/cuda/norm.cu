@@ -307,9 +307,8 @@ void CudaBackend::layer_norm_backward(const Tensor& dx, const Tensor& dw, const 
         [&](dim3 g, dim3 bl) { args(layer_norm_dx_kernel<false>, g, bl); });
   }
   if (dw.defined() || db.defined()) {
-    const int64_t rows_per_chunk = 64;
+    const int64_t rows_per_chunk = std::max<int64_t>(64, (R + 65534) / 65535);  // chunks fit gridDim.y
     const int64_t chunks = (R + rows_per_chunk - 1) / rows_per_chunk;
-    SN_CHECK(chunks <= 65535, "layer_norm_backward", R, " rows exceed the ", 65535 * rows_per_chunk, " supported");
     Storage scratch(size_t(2 * chunks * D) * sizeof(double), x.device());
     double* part_w = static_cast<double*>(scratch.data());
     double* part_b = part_w + chunks * D;

@@ -53,7 +53,9 @@ void launch_rows(int64_t R, int64_t C, WarpK warp_kernel, BlockK block_kernel) {
 // chunks past the row hold `pad`. The statistics and the output then come from the registers,
 // so the row crosses device memory once in each direction.
 constexpr int kRegChunks = 8;                    // float4 chunks per thread
-constexpr int64_t kRegMaxCols = 4 * kRegChunks * 1024;  // the longest row (1024 threads)
+// The longest row: 512 threads (at 1024 the kernels could need more registers than a block may
+// have; such rows take the generic path).
+constexpr int64_t kRegMaxCols = 4 * kRegChunks * 512;
 
 __device__ __forceinline__ bool chunk_in_row(int i, int lane, int G, int64_t C) {
   return (int64_t(i) * G + lane) * 4 < C;

@@ -22,11 +22,15 @@ __device__ float row_logsumexp(const float* xr, int64_t C, float* shared, float*
     if (v > m) {
       s = s * expf(m - v) + 1.f;  // exp(-inf) = 0 on the first element
       m = v;
-    } else if (v > -INFINITY) {  // -inf adds nothing (and -inf - -inf would be NaN)
+    } else if (v != -INFINITY) {  // -inf adds nothing (-inf - -inf would be NaN); NaN propagates
       s += expf(v - m);
     }
   }
   const float M = G::max(m, shared);
+  if (isinf(M)) {  // as on the CPU: a row of -inf gives -inf, a +inf logit gives +inf (M is uniform)
+    if (sum_x) *sum_x = 0.f;
+    return M;
+  }
   const float scaled = m == -INFINITY ? 0.f : s * expf(m - M);
   const float S = G::sum(scaled, shared);
   if (sum_x) *sum_x = G::sum(sx, shared);
@@ -121,7 +125,7 @@ __device__ float register_row_logsumexp(const float4 (&v)[kRegChunks], float* sh
 #pragma unroll
   for (int i = 0; i < kRegChunks; ++i) m = fmaxf(m, fmaxf(fmaxf(v[i].x, v[i].y), fmaxf(v[i].z, v[i].w)));
   const float M = G::max(m, shared);
-  if (M == -INFINITY) return M;
+  if (isinf(M)) return M;  // as on the CPU
   float s = 0.f;
 #pragma unroll
   for (int i = 0; i < kRegChunks; ++i)  // padding is -inf: exp gives 0
