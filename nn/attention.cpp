@@ -1,0 +1,109 @@
+// nn/attention.cpp — sorted-head attention, RoPE, the feed-forward network and the pre-norm block.
+#include "nn/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "autograd/ops.h"
+
+namespace sn {
+namespace {
+Width gate(Width w, const Active& active) { return active ? gated(std::move(w), active) : w; }
+}  // namespace
+
+Tensor rope(const Tensor& x, int64_t offset, float base) {
+  SN_CHECK(x.dim() >= 2, "rope", "expects [..., T, dh], got ", shape_str(x.sizes()));
+  const int64_t T = x.size(x.dim() - 2), dh = x.size(x.dim() - 1), half = dh / 2;
+  SN_CHECK(dh % 2 == 0, "rope", "the head dim must be even, got ", dh);
+  std::vector<float> cosines(size_t(T * dh)), sines(size_t(T * dh));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = double(offset + t) * std::pow(double(base), -2.0 * double(i) / double(dh));
+      for (int64_t j : {i, i + half}) {
+        cosines[size_t(t * dh + j)] = float(std::cos(angle));
+        sines[size_t(t * dh + j)] = float(std::sin(angle));
+      }
+    }
+  Tensor c = from_vector(cosines, {T, dh}).to(x.device()), s = from_vector(sines, {T, dh}).to(x.device());
+  const int64_t last = x.dim() - 1;
+  Tensor rotated = cat({-x.narrow(last, half, half), x.narrow(last, 0, half)}, last);  // (-x2, x1)
+  return x * c + rotated * s;
+}
+
+Tensor causal_mask(int64_t T, Device device) {
+  std::vector<float> m(size_t(T * T), 0.f);
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = i + 1; j < T; ++j) m[size_t(i * T + j)] = -std::numeric_limits<float>::infinity();
+  return from_vector(m, {T, T}).to(device);
+}
+
+MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Width heads, Generator& init, Active active)
+    : options_(o), heads_(std::move(heads)) {
+  SN_CHECK(o.dim > 0 && o.heads_max > 0 && o.head_dim > 0, "attention", "dim, heads and head_dim must be positive");
+  const int64_t inner = o.heads_max * o.head_dim, dh = o.head_dim;
+  Width h = heads_;
+  Width rows = gate([h, dh](const SubModel& s) { return h(s) * dh; }, active);
+  Width dim = gate(fixed_width(o.dim), active);
+  q = register_module("q", std::make_shared<Linear>(o.dim, inner, dim, rows, init, o.bias));
+  k = register_module("k", std::make_shared<Linear>(o.dim, inner, dim, rows, init, o.bias));
+  v = register_module("v", std::make_shared<Linear>(o.dim, inner, dim, rows, init, o.bias));
+  this->o = register_module("o", std::make_shared<Linear>(inner, o.dim, rows, dim, init, o.bias));
+}
+
+Tensor MultiHeadAttention::forward(const Tensor& x, const ForwardContext& ctx) {
+  SN_CHECK(x.dim() == 3 && x.size(2) == options_.dim, "attention", "expects [B, T, ", options_.dim, "], got ",
+           shape_str(x.sizes()));
+  const int64_t B = x.size(0), T = x.size(1), h = heads_(ctx.sub), dh = options_.head_dim;
+  SN_CHECK(h >= 1 && h <= options_.heads_max, "attention", "sub-model ", ctx.sub.str(), " asks for ", h, " of ",
+           options_.heads_max, " heads");
+  // [B, T, h·dh] -> [B, h, T, dh]: each head a batch of its own.
+  auto heads_of = [&](const Tensor& t) { return t.view({B, T, h, dh}).permute({0, 2, 1, 3}); };
+  Tensor qh = heads_of(q->forward(x, ctx)), kh = heads_of(k->forward(x, ctx)), vh = heads_of(v->forward(x, ctx));
+  if (options_.rope) {
+    qh = rope(qh);
+    kh = rope(kh);
+  }
+  qh = qh.reshape({B * h, T, dh});
+  kh = kh.reshape({B * h, T, dh});
+  vh = vh.reshape({B * h, T, dh});
+  Tensor scores = matmul(qh, kh.transpose(1, 2)) * (1.f / std::sqrt(float(dh)));
+  if (options_.causal) scores = scores + causal_mask(T, x.device());
+  Tensor out = matmul(softmax(scores, -1), vh);                                 // [B·h, T, dh]
+  out = out.view({B, h, T, dh}).permute({0, 2, 1, 3}).reshape({B, T, h * dh});  // heads side by side
+  return o->forward(out, ctx);
+}
+
+FeedForward::FeedForward(int64_t dim, int64_t hidden_max, Width hidden, bool swiglu, bool bias, Generator& init,
+                         Active active)
+    : swiglu_(swiglu) {
+  Width d = gate(fixed_width(dim), active), k = gate(std::move(hidden), active);
+  in_ = register_module(swiglu ? "up" : "fc1", std::make_shared<Linear>(dim, hidden_max, d, k, init, bias));
+  if (swiglu) gate_ = register_module("gate", std::make_shared<Linear>(dim, hidden_max, d, k, init, bias));
+  out_ = register_module(swiglu ? "down" : "fc2", std::make_shared<Linear>(hidden_max, dim, k, d, init, bias));
+}
+
+Tensor FeedForward::forward(const Tensor& x, const ForwardContext& ctx) {
+  Tensor h = swiglu_ ? silu(gate_->forward(x, ctx)) * in_->forward(x, ctx) : gelu(in_->forward(x, ctx));
+  return out_->forward(h, ctx);
+}
+
+TransformerBlock::TransformerBlock(const AttentionOptions& attention, Width heads, int64_t hidden_max, Width hidden,
+                                   bool swiglu, bool rms, Generator& init, Active active) {
+  auto norm = [&]() -> std::shared_ptr<Layer> {
+    Width d = gate(fixed_width(attention.dim), active);
+    if (rms) return std::make_shared<RMSNorm>(attention.dim, d);
+    return std::make_shared<LayerNorm>(attention.dim, d);
+  };
+  norm1_ = register_module("norm1", norm());
+  attn_ = register_module("attn", std::make_shared<MultiHeadAttention>(attention, std::move(heads), init, active));
+  norm2_ = register_module("norm2", norm());
+  ffn_ = register_module("ffn", std::make_shared<FeedForward>(attention.dim, hidden_max, std::move(hidden), swiglu,
+                                                             attention.bias, init, active));
+}
+
+Tensor TransformerBlock::forward(const Tensor& x, const ForwardContext& ctx) {
+  Tensor h = x + attn_->forward(norm1_->forward(x, ctx), ctx);
+  return h + ffn_->forward(norm2_->forward(h, ctx), ctx);
+}
+
+}  // namespace sn

@@ -1,0 +1,69 @@
+// nn/attention.h — transformer layers with sorted axes (DESIGN.md §1): attention keeps its first
+// h heads, the feed-forward network its first k hidden units, the block stack its first d blocks.
+#pragma once
+
+#include "nn/layers.h"
+
+namespace sn {
+
+// Rotary position embedding of x [..., T, dh] (dh even): the pair (i, i + dh/2) of position
+// offset + t is rotated by the angle (offset + t)·base^(-2i/dh). Differentiable; the angles are
+// constants on x's device.
+Tensor rope(const Tensor& x, int64_t offset = 0, float base = 10000.f);
+
+// The additive causal mask [T, T]: 0 on and below the diagonal, -inf above (on `device`).
+Tensor causal_mask(int64_t T, Device device);
+
+// Whether a layer takes part in a sub-model (depth nesting); empty: always. An inactive layer's
+// parameters have zero-sized windows, so the optimizer leaves them alone.
+using Active = std::function<bool(const SubModel&)>;
+
+struct AttentionOptions {
+  int64_t dim = 0;        // model width (fixed)
+  int64_t heads_max = 0;  // heads of the full model
+  int64_t head_dim = 0;
+  bool causal = false;
+  bool bias = true;
+  bool rope = false;
+};
+
+// Multi-head self-attention over x [B, T, dim]. A sub-model uses heads(sub) heads: the first
+// h·head_dim rows of the q, k, v projections and the first h·head_dim columns of the output one.
+class MultiHeadAttention : public Layer {
+ public:
+  MultiHeadAttention(const AttentionOptions& options, Width heads, Generator& init, Active active = {});
+  Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+  std::shared_ptr<Linear> q, k, v, o;
+
+ private:
+  AttentionOptions options_;
+  Width heads_;
+};
+
+// The feed-forward network: fc2(gelu(fc1 x)), or with SwiGLU down(silu(gate x) ⊙ up x). A
+// sub-model uses the first hidden(sub) units.
+class FeedForward : public Layer {
+ public:
+  FeedForward(int64_t dim, int64_t hidden_max, Width hidden, bool swiglu, bool bias, Generator& init,
+              Active active = {});
+  Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+
+ private:
+  bool swiglu_;
+  std::shared_ptr<Linear> in_, gate_, out_;
+};
+
+// Pre-norm block: x + attn(norm(x)), then + ffn(norm(x)). LayerNorm, or RMSNorm when `rms`.
+class TransformerBlock : public Layer {
+ public:
+  TransformerBlock(const AttentionOptions& attention, Width heads, int64_t hidden_max, Width hidden, bool swiglu,
+                   bool rms, Generator& init, Active active = {});
+  Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+
+ private:
+  std::shared_ptr<Layer> norm1_, norm2_;
+  std::shared_ptr<MultiHeadAttention> attn_;
+  std::shared_ptr<FeedForward> ffn_;
+};
+
+}  // namespace sn

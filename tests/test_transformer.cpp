@@ -1,0 +1,238 @@
+// tests/test_transformer.cpp — sorted-head attention, RoPE, the causal mask, the feed-forward
+// network and W3 `fmnist-vit`, against plain references and finite differences.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/grad_mode.h"
+#include "models/model.h"
+#include "nn/attention.h"
+#include "test_util.h"
+#include "train/optimizer.h"
+
+namespace sn {
+namespace {
+
+using testing::random_tensor;
+
+struct Heads {
+  SubModelSpace space{AxisList{Axis{"heads", {1, 2, 3}}}};
+  SubModel sub(int64_t h) const { return space.parse("heads=" + std::to_string(h)); }
+};
+
+std::vector<double> values(const Tensor& t) {
+  std::vector<float> v = to_vector<float>(t.contiguous());
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// Attention of the first h heads computed element by element in double from the module's weights.
+std::vector<double> reference_attention(MultiHeadAttention& m, const Tensor& x, int64_t h, int64_t dh, bool causal) {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2), inner = m.q->weight.size(0);
+  auto X = values(x), Wq = values(m.q->weight), Wk = values(m.k->weight), Wv = values(m.v->weight),
+       Wo = values(m.o->weight), bq = values(m.q->bias), bk = values(m.k->bias), bv = values(m.v->bias),
+       bo = values(m.o->bias);
+  auto project = [&](const std::vector<double>& W, const std::vector<double>& bias, int64_t b, int64_t t, int64_t row) {
+    double s = bias[size_t(row)];
+    for (int64_t d = 0; d < D; ++d) s += W[size_t(row * D + d)] * X[size_t((b * T + t) * D + d)];
+    return s;
+  };
+  std::vector<double> out(size_t(B * T * D), 0.0);
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<double> heads(size_t(T * h * dh), 0.0);  // [T, h·dh]
+    for (int64_t hd = 0; hd < h; ++hd)
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> p(size_t(T), 0.0);
+        double mx = -INFINITY;
+        for (int64_t u = 0; u < T; ++u) {
+          if (causal && u > t) continue;
+          double s = 0.0;
+          for (int64_t e = 0; e < dh; ++e)
+            s += project(Wq, bq, b, t, hd * dh + e) * project(Wk, bk, b, u, hd * dh + e);
+          p[size_t(u)] = s / std::sqrt(double(dh));
+          mx = std::max(mx, p[size_t(u)]);
+        }
+        double z = 0.0;
+        for (int64_t u = 0; u < T; ++u) z += (causal && u > t) ? 0.0 : std::exp(p[size_t(u)] - mx);
+        for (int64_t e = 0; e < dh; ++e) {
+          double acc = 0.0;
+          for (int64_t u = 0; u < T; ++u)
+            if (!(causal && u > t)) acc += std::exp(p[size_t(u)] - mx) / z * project(Wv, bv, b, u, hd * dh + e);
+          heads[size_t(t * h * dh + hd * dh + e)] = acc;
+        }
+      }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d) {
+        double s = bo[size_t(d)];
+        for (int64_t j = 0; j < h * dh; ++j) s += Wo[size_t(d * inner + j)] * heads[size_t(t * h * dh + j)];
+        out[size_t((b * T + t) * D + d)] = s;
+      }
+  }
+  return out;
+}
+
+void expect_near(const std::vector<float>& a, const std::vector<double>& b, double tol, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], tol * std::max(1.0, std::fabs(b[i]))) << what << " " << i;
+}
+
+TEST(Attention, SortedHeadsEqualTheReferenceOfTheFirstHeads) {
+  Heads hs;
+  Generator init(3);
+  AttentionOptions o;
+  o.dim = 8;
+  o.heads_max = 3;
+  o.head_dim = 4;
+  for (bool causal : {false, true}) {
+    o.causal = causal;
+    MultiHeadAttention attn(o, axis_width("heads"), init);
+    Tensor x = random_tensor({2, 5, 8}, 10);
+    for (int64_t h : {1, 2, 3}) {
+      const SubModel sub = hs.sub(h);
+      NoGradGuard no_grad;
+      Tensor y = attn.forward(x, {sub, hs.space.index_of(sub), nullptr});
+      expect_near(to_vector<float>(y), reference_attention(attn, x, h, 4, causal), 1e-5,
+                  std::string(causal ? "causal" : "full") + " h=" + std::to_string(h));
+    }
+  }
+}
+
+TEST(Attention, CausalOutputsIgnoreLaterTokens) {
+  Heads hs;
+  Generator init(4);
+  AttentionOptions o;
+  o.dim = 8;
+  o.heads_max = 2;
+  o.head_dim = 4;
+  o.causal = true;
+  o.rope = true;
+  MultiHeadAttention attn(o, axis_width("heads"), init);
+  Tensor x = random_tensor({1, 6, 8}, 11);
+  Tensor changed = x.clone();
+  changed.narrow(1, 4, 2).copy_(random_tensor({1, 2, 8}, 12));  // tokens 4 and 5 differ
+  NoGradGuard no_grad;
+  const SubModel sub = hs.sub(2);
+  std::vector<float> a = to_vector<float>(attn.forward(x, {sub, 1, nullptr}).narrow(1, 0, 4).contiguous());
+  std::vector<float> b = to_vector<float>(attn.forward(changed, {sub, 1, nullptr}).narrow(1, 0, 4).contiguous());
+  EXPECT_EQ(a, b);
+  std::vector<float> c = to_vector<float>(attn.forward(x, {sub, 1, nullptr}).narrow(1, 4, 2).contiguous());
+  std::vector<float> d = to_vector<float>(attn.forward(changed, {sub, 1, nullptr}).narrow(1, 4, 2).contiguous());
+  EXPECT_NE(c, d);
+}
+
+TEST(Rope, RotatesPairsByPositionAndKeepsRelativeAngles) {
+  Tensor q = random_tensor({1, 4, 6}, 20), k = random_tensor({1, 4, 6}, 21);
+  // Direct formula for position 3, pair (1, 4): angle 3·10000^(-2/6).
+  std::vector<float> r = to_vector<float>(rope(q).contiguous()), qv = to_vector<float>(q);
+  const double angle = 3.0 * std::pow(10000.0, -2.0 / 6.0);
+  const double a = qv[3 * 6 + 1], b = qv[3 * 6 + 4];
+  EXPECT_NEAR(r[3 * 6 + 1], a * std::cos(angle) - b * std::sin(angle), 1e-5);
+  EXPECT_NEAR(r[3 * 6 + 4], b * std::cos(angle) + a * std::sin(angle), 1e-5);
+  // Norms are kept; scores depend only on the distance between positions.
+  EXPECT_NEAR(sum(square(rope(q))).item(), sum(square(q)).item(), 1e-4);
+  auto score = [&](int64_t qpos, int64_t kpos) {
+    Tensor qr = rope(q.narrow(1, 0, 1), qpos), kr = rope(k.narrow(1, 0, 1), kpos);
+    return double(sum(qr * kr).item());
+  };
+  EXPECT_NEAR(score(5, 2), score(105, 102), 1e-4);
+  EXPECT_NEAR(score(0, 7), score(30, 37), 1e-4);
+}
+
+TEST(Attention, GradientsOfInputAndWeightWindowsMatchFiniteDifferences) {
+  Heads hs;
+  Generator init(5);
+  AttentionOptions o;
+  o.dim = 6;
+  o.heads_max = 3;
+  o.head_dim = 2;
+  o.causal = true;
+  o.rope = true;
+  MultiHeadAttention attn(o, axis_width("heads"), init);
+  const SubModel sub = hs.sub(2);  // 2 of 3 heads: the third head's rows must get zero gradient
+  Tensor x = testing::leaf(random_tensor({2, 3, 6}, 30));
+  testing::expect_gradcheck(
+      [&](const std::vector<Tensor>& in) { return attn.forward(in[0], {sub, 1, nullptr}); },
+      {x, attn.q->weight, attn.k->weight, attn.v->weight, attn.o->weight});
+}
+
+TEST(FeedForward, SwigluAndGeluUseTheFirstHiddenUnits) {
+  SubModelSpace space{AxisList{Axis{"ffn", {3, 5}}}};
+  Generator init(6);
+  for (bool swiglu : {false, true}) {
+    FeedForward ffn(4, 5, axis_width("ffn"), swiglu, true, init);
+    const SubModel small = space.parse("ffn=3");
+    Tensor x = testing::leaf(random_tensor({2, 4}, 40));
+    testing::expect_gradcheck([&](const std::vector<Tensor>& in) { return ffn.forward(in[0], {small, 0, nullptr}); },
+                              {x});
+    auto params = ffn.named_parameters();
+    for (auto& [name, p] : params) {
+      const Shape a = p->active_shape(small);
+      for (size_t d = 0; d < a.size(); ++d)
+        if (p->tensor.size(int64_t(d)) == 5) EXPECT_EQ(a[d], 3) << name;  // the hidden dim is cut to 3
+    }
+  }
+}
+
+TEST(Vit, SpaceShapesAndNestedParameters) {
+  auto model = make_model({"fmnist-vit", BnStats::per_submodel, 0});
+  const SubModelSpace& space = model->space();
+  EXPECT_EQ(space.size(), 72);
+  Tensor x = random_tensor({3, 1, 28, 28}, 50);
+  NoGradGuard no_grad;
+  int64_t last_params = -1, last_flops = -1;
+  for (const char* spec : {"depth=1,heads=2,ffn=192", "depth=3,heads=4,ffn=384", "depth=6,heads=6,ffn=768"}) {
+    const SubModel sub = space.parse(spec);
+    Tensor y = model->forward(x, {sub, space.index_of(sub), nullptr});
+    EXPECT_EQ(y.sizes(), Shape({3, 10})) << spec;
+    EXPECT_GT(model->parameter_count(sub), last_params) << spec;
+    EXPECT_GT(model->flops(sub), last_flops) << spec;
+    last_params = model->parameter_count(sub);
+    last_flops = model->flops(sub);
+  }
+  // Blocks past a sub-model's depth have empty windows (the optimizer leaves them alone), the
+  // shared final norm and head are whole in every sub-model.
+  const SubModel shallow = space.parse("depth=2,heads=6,ffn=768");
+  for (auto& [name, p] : model->named_parameters()) {
+    const int64_t n = numel_of(p->active_shape(shallow));
+    if (name.rfind("blocks.2.", 0) == 0 || name.rfind("blocks.5.", 0) == 0) EXPECT_EQ(n, 0) << name;
+    if (name.rfind("head.", 0) == 0 || name.rfind("norm.", 0) == 0) EXPECT_EQ(n, p->tensor.numel()) << name;
+  }
+}
+
+TEST(Vit, EverySubModelLearnsAFixedBatch) {
+  auto model = make_model({"fmnist-vit", BnStats::per_submodel, 1});
+  OptimizerConfig oc;
+  oc.name = "adamw";
+  oc.weight_decay = 0.f;
+  Optimizer opt(*model, oc);
+  Tensor x = random_tensor({16, 1, 28, 28}, 60);
+  std::vector<int64_t> labels(16);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i % 10);
+  Tensor y = from_vector(labels, {16});
+  const SubModelSpace& space = model->space();
+  const SubModel full = space.at(space.size() - 1), small = space.at(0);
+  auto loss_of = [&](const SubModel& s) {
+    NoGradGuard no_grad;
+    return double(cross_entropy(model->forward(x, {s, space.index_of(s), nullptr}), y).item());
+  };
+  const double full0 = loss_of(full), small0 = loss_of(small);
+  for (int step = 0; step < 15; ++step) {
+    std::vector<Shape> windows;
+    for (auto& [n, p] : model->named_parameters()) windows.push_back(Shape(p->tensor.dim(), 0));
+    for (const SubModel& s : {full, small}) {
+      cross_entropy(model->forward(x, {s, space.index_of(s), nullptr}), y).backward();
+      size_t i = 0;
+      for (auto& [n, p] : model->named_parameters()) {
+        Shape a = p->active_shape(s);
+        for (size_t d = 0; d < a.size(); ++d) windows[i][d] = std::max(windows[i][d], a[d]);
+        ++i;
+      }
+    }
+    opt.step(1e-3f, windows);
+    opt.zero_grad(windows);
+  }
+  EXPECT_LT(loss_of(full), 0.5 * full0);
+  EXPECT_LT(loss_of(small), 0.8 * small0);
+}
+
+}  // namespace
+}  // namespace sn
