@@ -10,7 +10,7 @@ namespace {
 const std::map<std::string, ModelFactory>& builtin_models() {
   static const std::map<std::string, ModelFactory> models{
       {"fmnist-mlp", make_fmnist_mlp}, {"fmnist-mobilenet", make_fmnist_mobilenet}, {"fmnist-resnet", make_fmnist_resnet},
-      {"fmnist-vit", make_fmnist_vit}};
+      {"fmnist-vit", make_fmnist_vit}, {"fortunes-llama", make_fortunes_llama}};
   return models;
 }
 

@@ -9,5 +9,6 @@ std::shared_ptr<Model> make_fmnist_mlp(const ModelOptions& options);
 std::shared_ptr<Model> make_fmnist_resnet(const ModelOptions& options);
 std::shared_ptr<Model> make_fmnist_mobilenet(const ModelOptions& options);
 std::shared_ptr<Model> make_fmnist_vit(const ModelOptions& options);
+std::shared_ptr<Model> make_fortunes_llama(const ModelOptions& options);
 
 }  // namespace sn

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "autograd/ops.h"
+#include "core/grad_mode.h"
 
 namespace sn {
 namespace {
@@ -30,11 +31,12 @@ Tensor rope(const Tensor& x, int64_t offset, float base) {
   return x * c + rotated * s;
 }
 
-Tensor causal_mask(int64_t T, Device device) {
-  std::vector<float> m(size_t(T * T), 0.f);
+Tensor causal_mask(int64_t T, Device device, int64_t past) {
+  const int64_t S = past + T;
+  std::vector<float> m(size_t(T * S), 0.f);
   for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = i + 1; j < T; ++j) m[size_t(i * T + j)] = -std::numeric_limits<float>::infinity();
-  return from_vector(m, {T, T}).to(device);
+    for (int64_t j = past + i + 1; j < S; ++j) m[size_t(i * S + j)] = -std::numeric_limits<float>::infinity();
+  return from_vector(m, {T, S}).to(device);
 }
 
 MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Width heads, Generator& init, Active active)
@@ -50,7 +52,19 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Width heads, G
   this->o = register_module("o", std::make_shared<Linear>(inner, o.dim, rows, dim, init, o.bias));
 }
 
-Tensor MultiHeadAttention::forward(const Tensor& x, const ForwardContext& ctx) {
+void KvCache::truncate(int64_t T) {
+  if (!k.defined() || T >= length()) return;
+  k = T == 0 ? Tensor() : k.narrow(2, 0, T).contiguous();
+  v = T == 0 ? Tensor() : v.narrow(2, 0, T).contiguous();
+}
+
+Tensor MultiHeadAttention::forward(const Tensor& x, const ForwardContext& ctx) { return attend(x, ctx, nullptr); }
+
+Tensor MultiHeadAttention::forward_cached(const Tensor& x, const ForwardContext& ctx, KvCache& cache) {
+  return attend(x, ctx, &cache);
+}
+
+Tensor MultiHeadAttention::attend(const Tensor& x, const ForwardContext& ctx, KvCache* cache) {
   SN_CHECK(x.dim() == 3 && x.size(2) == options_.dim, "attention", "expects [B, T, ", options_.dim, "], got ",
            shape_str(x.sizes()));
   const int64_t B = x.size(0), T = x.size(1), h = heads_(ctx.sub), dh = options_.head_dim;
@@ -59,15 +73,28 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const ForwardContext& ctx) {
   // [B, T, h·dh] -> [B, h, T, dh]: each head a batch of its own.
   auto heads_of = [&](const Tensor& t) { return t.view({B, T, h, dh}).permute({0, 2, 1, 3}); };
   Tensor qh = heads_of(q->forward(x, ctx)), kh = heads_of(k->forward(x, ctx)), vh = heads_of(v->forward(x, ctx));
+  const int64_t past = cache ? cache->length() : 0;
   if (options_.rope) {
-    qh = rope(qh);
-    kh = rope(kh);
+    qh = rope(qh, past);
+    kh = rope(kh, past);
+  }
+  if (past > 0) {
+    SN_CHECK(cache->k.size(0) == B && cache->k.size(1) == h, "attention", "the cache holds ", cache->k.size(1),
+             " heads of ", cache->k.size(0), " sequences, the call ", h, " of ", B);
+    kh = cat({cache->k, kh}, 2);
+    vh = cat({cache->v, vh}, 2);
+  }
+  const int64_t S = past + T;  // keys: the cached positions, then the new ones
+  if (cache) {  // decoding: the cache keeps constants (no graph)
+    NoGradGuard no_grad;
+    cache->k = kh.detach().contiguous();
+    cache->v = vh.detach().contiguous();
   }
   qh = qh.reshape({B * h, T, dh});
-  kh = kh.reshape({B * h, T, dh});
-  vh = vh.reshape({B * h, T, dh});
+  kh = kh.reshape({B * h, S, dh});
+  vh = vh.reshape({B * h, S, dh});
   Tensor scores = matmul(qh, kh.transpose(1, 2)) * (1.f / std::sqrt(float(dh)));
-  if (options_.causal) scores = scores + causal_mask(T, x.device());
+  if (options_.causal) scores = scores + causal_mask(T, x.device(), past);
   Tensor out = matmul(softmax(scores, -1), vh);                                 // [B·h, T, dh]
   out = out.view({B, h, T, dh}).permute({0, 2, 1, 3}).reshape({B, T, h * dh});  // heads side by side
   return o->forward(out, ctx);
@@ -103,6 +130,11 @@ TransformerBlock::TransformerBlock(const AttentionOptions& attention, Width head
 
 Tensor TransformerBlock::forward(const Tensor& x, const ForwardContext& ctx) {
   Tensor h = x + attn_->forward(norm1_->forward(x, ctx), ctx);
+  return h + ffn_->forward(norm2_->forward(h, ctx), ctx);
+}
+
+Tensor TransformerBlock::forward_cached(const Tensor& x, const ForwardContext& ctx, KvCache& cache) {
+  Tensor h = x + attn_->forward_cached(norm1_->forward(x, ctx), ctx, cache);
   return h + ffn_->forward(norm2_->forward(h, ctx), ctx);
 }
 

@@ -11,8 +11,9 @@ namespace sn {
 // constants on x's device.
 Tensor rope(const Tensor& x, int64_t offset = 0, float base = 10000.f);
 
-// The additive causal mask [T, T]: 0 on and below the diagonal, -inf above (on `device`).
-Tensor causal_mask(int64_t T, Device device);
+// The additive causal mask of T new tokens after `past` cached ones, [T, past + T]: new token i
+// sees keys 0 .. past + i (0), not the later ones (-inf).
+Tensor causal_mask(int64_t T, Device device, int64_t past = 0);
 
 // Whether a layer takes part in a sub-model (depth nesting); empty: always. An inactive layer's
 // parameters have zero-sized windows, so the optimizer leaves them alone.
@@ -27,15 +28,26 @@ struct AttentionOptions {
   bool rope = false;
 };
 
+// Keys and values one attention layer has seen, [B, h, T, dh] each (empty before the first token).
+struct KvCache {
+  Tensor k, v;
+  int64_t length() const { return k.defined() ? k.size(2) : 0; }
+  void truncate(int64_t T);  // keep the first T positions (rejected draft tokens are dropped)
+};
+
 // Multi-head self-attention over x [B, T, dim]. A sub-model uses heads(sub) heads: the first
 // h·head_dim rows of the q, k, v projections and the first h·head_dim columns of the output one.
 class MultiHeadAttention : public Layer {
  public:
   MultiHeadAttention(const AttentionOptions& options, Width heads, Generator& init, Active active = {});
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+  // x holds the next tokens after those in `cache` (positions cache.length()...); their keys and
+  // values are appended to the cache. Causal: each token sees the cache and the tokens before it.
+  Tensor forward_cached(const Tensor& x, const ForwardContext& ctx, KvCache& cache);
   std::shared_ptr<Linear> q, k, v, o;
 
  private:
+  Tensor attend(const Tensor& x, const ForwardContext& ctx, KvCache* cache);
   AttentionOptions options_;
   Width heads_;
 };
@@ -59,6 +71,7 @@ class TransformerBlock : public Layer {
   TransformerBlock(const AttentionOptions& attention, Width heads, int64_t hidden_max, Width hidden, bool swiglu,
                    bool rms, Generator& init, Active active = {});
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+  Tensor forward_cached(const Tensor& x, const ForwardContext& ctx, KvCache& cache);
 
  private:
   std::shared_ptr<Layer> norm1_, norm2_;

@@ -1,10 +1,13 @@
 // tests/test_transformer.cpp — sorted-head attention, RoPE, the causal mask, the feed-forward
-// network and W3 `fmnist-vit`, against plain references and finite differences.
+// network, W3 `fmnist-vit`, and the W4 decoder (KV cache, SoFT, greedy and self-speculative
+// decoding), against plain references and finite differences.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/grad_mode.h"
+#include "models/decoding.h"
+#include "models/llama.h"
 #include "models/model.h"
 #include "nn/attention.h"
 #include "test_util.h"
@@ -232,6 +235,104 @@ TEST(Vit, EverySubModelLearnsAFixedBatch) {
   }
   EXPECT_LT(loss_of(full), 0.5 * full0);
   EXPECT_LT(loss_of(small), 0.8 * small0);
+}
+
+}  // namespace
+}  // namespace sn
+
+namespace sn {
+namespace {
+
+LlamaConfig tiny_llama() {
+  LlamaConfig c;
+  c.vocab = 32;
+  c.dim = 16;
+  c.layers = 4;
+  c.heads = 2;
+  c.head_dim = 8;
+  c.ffn = 24;
+  c.context = 64;
+  c.exits = {1, 2, 3, 4};
+  return c;
+}
+
+Tensor tokens_of(const std::vector<int64_t>& t) { return from_vector(t, {1, int64_t(t.size())}); }
+
+TEST(Llama, CachedDecodingEqualsTheFullForward) {
+  SortedLlama m(tiny_llama(), 7);
+  NoGradGuard no_grad;
+  const std::vector<int64_t> seq{3, 17, 9, 9, 30, 1, 22, 5};
+  const SubModel full = m.space().at(m.space().size() - 1);
+  std::vector<float> ref = to_vector<float>(m.forward(tokens_of(seq), {full, 3, nullptr}));
+  std::vector<KvCache> caches(4);
+  // The first three tokens at once, then one at a time.
+  Tensor h = m.run_blocks(m.embed(tokens_of({3, 17, 9})), 0, 4, caches);
+  std::vector<float> got = to_vector<float>(m.exit_logits(h).contiguous());
+  for (size_t i = 3; i < seq.size(); ++i) {
+    std::vector<float> step = to_vector<float>(m.exit_logits(m.run_blocks(m.embed(tokens_of({seq[i]})), 0, 4, caches)));
+    got.insert(got.end(), step.begin(), step.end());
+  }
+  testing::expect_close(got, ref, 1e-5f, "cached logits");
+  EXPECT_EQ(caches[0].length(), int64_t(seq.size()));
+}
+
+TEST(Llama, SoftGradientIsTheMeanOfTheExitGradients) {
+  SortedLlama m(tiny_llama(), 8);
+  Tensor x = tokens_of({1, 5, 9, 2, 31, 7}), y = tokens_of({5, 9, 2, 31, 7, 4});
+  soft_loss(m, x, y).backward();
+  std::vector<std::vector<float>> soft;
+  for (auto& [n, p] : m.named_parameters()) soft.push_back(to_vector<float>(p->tensor.grad()));
+  m.zero_grad();
+  const SubModelSpace& space = m.space();
+  for (int64_t i = 0; i < space.size(); ++i)  // each exit alone, scaled by 1/4: the sum is the mean
+    (cross_entropy(m.forward(x, {space.at(i), i, nullptr}).reshape({-1, 32}), y.reshape({-1})) * 0.25f).backward();
+  size_t k = 0;
+  for (auto& [n, p] : m.named_parameters()) testing::expect_close(p->tensor.grad(), soft[k++], 1e-5f, n.c_str());
+}
+
+TEST(Llama, SpeculativeGreedyEqualsFullGreedy) {
+  SortedLlama m(tiny_llama(), 9);
+  Generator gen(10);
+  int64_t accepted = 0, rejected = 0;  // both paths of the verification must have run
+  for (int prompt_len : {1, 3, 7}) {
+    for (int trial = 0; trial < 3; ++trial) {
+      std::vector<int64_t> prompt;
+      for (int i = 0; i < prompt_len; ++i) prompt.push_back(int64_t(gen.below(32)));
+      const std::vector<int64_t> full = greedy_decode(m, prompt, 24, 4);
+      for (int64_t draft_exit : {1, 2, 3})
+        for (int64_t max_draft : {1, 3, 6}) {
+          DecodeStats st;
+          SpeculativeOptions o;
+          o.draft_exit = draft_exit;
+          o.max_draft = max_draft;
+          o.first_draft = std::min<int64_t>(2, max_draft);
+          EXPECT_EQ(speculative_decode(m, prompt, 24, o, &st), full)
+              << "prompt length " << prompt_len << ", draft exit " << draft_exit << ", max draft " << max_draft;
+          EXPECT_EQ(st.new_tokens, 24);
+          EXPECT_LE(st.accepted, st.drafted);
+          EXPECT_GE(st.verify_steps, 1);
+          accepted += st.accepted;
+          rejected += st.drafted - st.accepted;
+        }
+    }
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(rejected, 0);
+}
+
+TEST(Llama, TheFullExitOfGreedyDecodingIsTheFullModel) {
+  SortedLlama m(tiny_llama(), 11);
+  const std::vector<int64_t> prompt{4, 8, 15};
+  std::vector<int64_t> seq = prompt;
+  const std::vector<int64_t> decoded = greedy_decode(m, prompt, 5, 4);
+  NoGradGuard no_grad;
+  const SubModel full = m.space().at(m.space().size() - 1);
+  for (int64_t expected : decoded) {  // recompute each token from scratch, without a cache
+    std::vector<float> l = to_vector<float>(m.forward(tokens_of(seq), {full, 3, nullptr}).select(1, int64_t(seq.size()) - 1));
+    const int64_t best = int64_t(std::max_element(l.begin(), l.end()) - l.begin());
+    EXPECT_EQ(best, expected);
+    seq.push_back(best);
+  }
 }
 
 }  // namespace
