@@ -51,6 +51,8 @@ std::vector<Field> fields(TrainConfig& c) {
       {"train.data_parallel", Kind::text, &c.data_parallel},
       {"train.comm_timeout_s", Kind::real, &c.comm_timeout_s},
       {"train.device", Kind::text, &c.device},
+      {"train.objective", Kind::text, &c.objective},
+      {"data.context", Kind::integer, &c.context},
       {"optimizer.name", Kind::text, &c.optimizer},
       {"optimizer.lr", Kind::real, &c.lr},
       {"optimizer.momentum", Kind::real, &c.momentum},
@@ -146,8 +148,11 @@ void validate(const TrainConfig& c) {
   non_negative("train.largest_loss_weight", c.largest_loss_weight);
   SN_CHECK(c.distill_alpha >= 0 && c.distill_alpha <= 1, "config", "'train.distill_alpha' must be in [0, 1]");
   SN_CHECK(c.distill_temperature > 0, "config", "'train.distill_temperature' must be positive");
-  SN_CHECK(c.dataset == "fashion-mnist" || c.dataset == "idx" || c.dataset == "cifar10", "config",
-           "'data.dataset' must be fashion-mnist, idx or cifar10, got '", c.dataset, "'");
+  SN_CHECK(c.dataset == "fashion-mnist" || c.dataset == "idx" || c.dataset == "cifar10" || c.dataset == "text",
+           "config", "'data.dataset' must be fashion-mnist, idx, cifar10 or text, got '", c.dataset, "'");
+  SN_CHECK(c.context > 0, "config", "'data.context' must be positive, got ", c.context);
+  SN_CHECK(c.objective == "soft" || c.objective == "sampled", "config",
+           "train.objective must be \"soft\" or \"sampled\", got \"", c.objective, "\"");
   parse_bn_stats(c.bn_stats);
   parse_sampler(c.sampler);
   parse_update_semantics(c.update);

@@ -47,7 +47,9 @@ struct TrainConfig {
   // its own (per-rank; the union of their windows is reduced). data.batch_size is the global batch.
   std::string data_parallel = "synced";
   double comm_timeout_s = 300.0;
-  std::string device = "cpu";  // cpu | cuda | cuda:N: where the model trains and evaluates  // a collective waiting longer ends the job (a rank died or stalls)
+  std::string device = "cpu";  // cpu | cuda | cuda:N: where the model trains and evaluates
+  std::string objective = "soft";  // language models: soft (all exits, one pass) | sampled
+  int64_t context = 256;           // language models: bytes per training window  // a collective waiting longer ends the job (a rank died or stalls)
   // [optimizer]
   std::string optimizer = "sgd";
   double lr = 0.1;

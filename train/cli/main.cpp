@@ -7,6 +7,7 @@
 #include "kernels/backend.h"
 #include "train/cli/app.h"
 #include "train/safetensors.h"
+#include "train/lm.h"
 #include "train/trainer.h"
 
 using namespace sn;
@@ -18,6 +19,12 @@ void print_table(const std::vector<EvalRow>& rows) { std::fputs(format_table(row
 int run_train(const std::string& config_path, const std::vector<std::string>& sets, const std::string& out,
               bool resume) {
   TrainConfig config = load_config(config_path, sets);
+  if (config.dataset == "text") {  // a language model (W4)
+    std::vector<EvalRow> rows = train_language_model(config, out, resume);
+    print_table(rows);
+    std::printf("wrote %s/{checkpoint.safetensors,metrics.jsonl,eval.csv}\n", out.c_str());
+    return 0;
+  }
   Trainer trainer(config, out, resume);
   std::vector<EvalRow> rows = trainer.run();
   if (!trainer.is_lead()) return 0;  // data parallel: rank 0 reports

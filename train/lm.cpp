@@ -1,0 +1,165 @@
+// train/lm.cpp — the language-model training loop and its evaluation (see lm.h).
+#include "train/lm.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+#include "kernels/backend.h"
+#include "models/decoding.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/text_data.h"
+
+namespace sn {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Windows w0 .. w0+n-1 of the held-out bytes as one batch [n, T].
+std::pair<Tensor, Tensor> window_batch(const std::vector<uint8_t>& bytes, int64_t w0, int64_t n, int64_t T) {
+  std::vector<int64_t> xs, ys;
+  for (int64_t w = w0; w < w0 + n; ++w) {
+    auto [x, y] = text_window(bytes, w, T);
+    for (int64_t v : to_vector<int64_t>(x)) xs.push_back(v);
+    for (int64_t v : to_vector<int64_t>(y)) ys.push_back(v);
+  }
+  return {from_vector(xs, {n, T}), from_vector(ys, {n, T})};
+}
+
+}  // namespace
+
+std::vector<EvalRow> evaluate_language_model(SortedLlama& model, const std::vector<uint8_t>& valid,
+                                             const TrainConfig& c) {
+  NoGradGuard no_grad;
+  const int64_t T = c.context, V = model.config().vocab;
+  int64_t windows = text_windows(valid, T);
+  if (c.test_limit > 0) windows = std::min(windows, c.test_limit);
+  SN_CHECK(windows > 0, "eval", "the held-out text has no window of ", T + 1, " bytes");
+  const Device device = model.device();
+  const SubModelSpace& space = model.space();
+  std::vector<double> loss(size_t(space.size()), 0.0);
+  std::vector<int64_t> correct(size_t(space.size()), 0);
+  for (int64_t w0 = 0; w0 < windows; w0 += c.eval_batch_size) {
+    const int64_t n = std::min(c.eval_batch_size, windows - w0);
+    auto [x, y] = window_batch(valid, w0, n, T);
+    x = x.to(device);
+    std::vector<int64_t> targets = to_vector<int64_t>(y);
+    std::vector<Tensor> exits = model.forward_exits(x);  // one pass gives every exit
+    for (size_t e = 0; e < exits.size(); ++e) {
+      loss[e] += double(cross_entropy(exits[e].reshape({-1, V}), y.to(device).reshape({-1}), Reduction::sum).item());
+      std::vector<float> l = to_vector<float>(exits[e].contiguous());
+      for (size_t i = 0; i < targets.size(); ++i) {
+        const float* row = l.data() + i * size_t(V);
+        correct[e] += int64_t(std::max_element(row, row + V) - row) == targets[i];
+      }
+    }
+  }
+  std::vector<EvalRow> rows;
+  const std::vector<int64_t> prompt(valid.begin(), valid.begin() + std::min<int64_t>(T / 2, int64_t(valid.size())));
+  for (int64_t i = 0; i < space.size(); ++i) {
+    const SubModel sub = space.at(i);
+    EvalRow r;
+    r.submodel = sub.str();
+    r.params = model.parameter_count(sub);
+    r.flops = model.flops(sub);
+    r.loss = loss[size_t(i)] / double(windows * T);
+    r.accuracy = double(correct[size_t(i)]) / double(windows * T);
+    DecodeStats st;
+    greedy_decode(model, prompt, 32, sub.get("depth"), &st);
+    r.latency_ms = st.seconds * 1e3 / double(st.new_tokens);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::string& out, bool resume) {
+  SN_CHECK(c.objective == "soft" || c.objective == "sampled", "config",
+           "train.objective must be \"soft\" or \"sampled\", got \"", c.objective, "\"");
+  std::filesystem::create_directories(out);
+  const TextCorpus corpus = load_text(c.data_dir, 0.05, c.context);
+  auto model = std::dynamic_pointer_cast<SortedLlama>(make_model({c.model, BnStats::per_submodel, c.seed}));
+  SN_CHECK(model != nullptr, "train", "data.dataset = \"text\" needs a language model (fortunes-llama), got '",
+           c.model, "'");
+  const Device device = Device::parse(c.device);
+  check_device(device);
+  model->to(device);
+  Optimizer optimizer(*model, c.optimizer_config());
+  const Schedule schedule = c.schedule_config();
+  const int64_t B = c.batch_size, T = c.context, tokens_per_step = B * T;
+  int64_t total = c.max_steps > 0 ? c.max_steps : c.epochs * int64_t(corpus.train.size()) / tokens_per_step;
+  SN_CHECK(total > 0, "train", "the recipe has no steps");
+  const std::string ckpt = out + "/checkpoint.safetensors";
+  int64_t step = 0;
+  if (resume && std::filesystem::exists(ckpt)) step = load_checkpoint(ckpt, *model, &optimizer).step;
+  std::printf("training %s on %s: %lld files, %zu bytes (%zu held out), %s objective, %lld steps of %lld tokens\n",
+              c.model.c_str(), c.data_dir.c_str(), (long long)corpus.files, corpus.train.size() + corpus.valid.size(),
+              corpus.valid.size(), c.objective.c_str(), (long long)total, (long long)tokens_per_step);
+  std::fflush(stdout);
+  const auto params = model->named_parameters();
+  std::vector<Shape> whole;
+  for (auto& [name, p] : params) whole.push_back(p->tensor.sizes());
+  const SubModelSpace& space = model->space();
+  std::ofstream metrics(out + "/metrics.jsonl", std::ios::app);
+  SN_CHECK(metrics.good(), "train", "cannot write '", out, "/metrics.jsonl'");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t first = step;
+  double loss_sum = 0;
+  int64_t loss_count = 0;
+  for (; step < total; ++step) {
+    Generator gen = Generator(c.seed, 0x7e47).split(uint64_t(step));  // batch `step` is the same on resume
+    auto [x, y] = text_batch(corpus.train, B, T, gen);
+    x = x.to(device);
+    y = y.to(device);
+    std::vector<Shape> windows = whole;
+    Tensor loss;
+    if (c.objective == "soft") {
+      loss = soft_loss(*model, x, y);
+    } else {  // the full model and one shallower exit, drawn uniformly
+      const int64_t shallow = int64_t(gen.below(uint64_t(space.size() - 1)));
+      for (int64_t i : {space.size() - 1, shallow}) {
+        Tensor ce = cross_entropy(model->forward(x, {space.at(i), i, nullptr}).reshape({-1, model->config().vocab}),
+                                  y.reshape({-1}));
+        loss = loss.defined() ? loss + ce * 0.5f : ce * 0.5f;
+      }
+    }
+    loss.backward();
+    const double value = loss.item();
+    const double norm = optimizer.clip_grad_norm(float(c.clip_grad_norm), windows);
+    if (std::isfinite(value) && std::isfinite(norm)) optimizer.step(schedule.at(step, total), windows);
+    optimizer.zero_grad(windows);
+    loss_sum += value;
+    ++loss_count;
+    if ((step + 1) % c.log_every == 0 || step + 1 == total) {
+      const double elapsed = seconds_since(t0), rate = double((step + 1 - first) * tokens_per_step) / elapsed;
+      std::printf("step %lld/%lld  loss %.4f  lr %.4g  %.0f tokens/s\n", (long long)(step + 1), (long long)total,
+                  loss_sum / double(loss_count), double(schedule.at(step, total)), rate);
+      std::fflush(stdout);
+      metrics << "{\"step\": " << step + 1 << ", \"loss\": " << loss_sum / double(loss_count)
+              << ", \"lr\": " << schedule.at(step, total) << ", \"tokens_per_s\": " << rate
+              << ", \"elapsed_s\": " << elapsed << "}\n";
+      metrics.flush();
+      loss_sum = 0;
+      loss_count = 0;
+    }
+    if (c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0 && step + 1 < total) {
+      CheckpointState s;
+      s.step = step + 1;
+      save_checkpoint(ckpt, *model, optimizer, c, s);
+    }
+  }
+  CheckpointState s;
+  s.step = total;
+  save_checkpoint(ckpt, *model, optimizer, c, s);
+  std::vector<EvalRow> rows = evaluate_language_model(*model, corpus.valid, c);
+  write_eval_csv(out + "/eval.csv", rows);
+  return rows;
+}
+
+}  // namespace sn
