@@ -51,6 +51,19 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.predict->add_option("--count", a.count, "How many test images (default 64)")->check(CLI::PositiveNumber);
   a.predict->add_option("--out", a.out, "Output file (.safetensors with tensors inputs, labels, logits)")->required();
 
+  a.generate = app->add_subcommand("generate", "Continue a prompt with a trained language model (greedy, KV cache)");
+  a.generate->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")
+      ->required()->check(CLI::ExistingPath);
+  a.generate->add_option("--prompt", a.prompt, "The text to continue")->required();
+  a.generate->add_option("--max-new", a.max_new, "Bytes to generate (default 200)")->check(CLI::PositiveNumber);
+  a.generate->add_option("--exit", a.exit, "Decode at this depth exit (default: the full model)")->check(CLI::PositiveNumber);
+  a.generate->add_flag("--speculative", a.speculative,
+                       "Self-speculative decoding: a shallow exit drafts, the full model verifies (same output)");
+  a.generate->add_option("--draft-exit", a.draft_exit, "The drafting exit (default 2)")->check(CLI::PositiveNumber);
+  a.generate->add_option("--max-draft", a.max_draft, "Longest draft; the length adapts below it (default 8)")
+      ->check(CLI::PositiveNumber);
+  a.generate->add_option("--device", a.device, "cpu, cuda or cuda:N (default: the recipe's train.device)");
+
   a.info = app->add_subcommand("info", "List a recipe's sub-model space with parameters and FLOPs");
   a.info->add_option("--config", a.config, "Recipe (TOML)")->required()->check(CLI::ExistingFile);
   a.info->add_option("--set", a.sets, "Override a recipe key: section.key=value (repeatable)");

@@ -15,7 +15,11 @@ struct CliArgs {
   std::vector<std::string> sets, specs;
   bool resume = false;
   int64_t count = 64;
-  CLI::App *train = nullptr, *eval = nullptr, *exp = nullptr, *predict = nullptr, *info = nullptr;
+  // generate
+  std::string prompt;
+  int64_t max_new = 200, exit = 0, draft_exit = 2, max_draft = 8;
+  bool speculative = false;
+  CLI::App *train = nullptr, *eval = nullptr, *exp = nullptr, *predict = nullptr, *info = nullptr, *generate = nullptr;
 };
 
 // The parser; parsing fills `args` (which must outlive it).

@@ -7,6 +7,7 @@
 #include "kernels/backend.h"
 #include "train/cli/app.h"
 #include "train/safetensors.h"
+#include "models/decoding.h"
 #include "train/lm.h"
 #include "train/trainer.h"
 
@@ -112,6 +113,46 @@ int run_predict(const std::string& checkpoint, const std::string& spec, int64_t 
   return 0;
 }
 
+// Prints the continuation and the decoding statistics; with --speculative also decodes with the
+// full model alone, to report the speed-up and check that both outputs are the same.
+int run_generate(const CliArgs& a) {
+  const std::string file = checkpoint_file(a.checkpoint);
+  TrainConfig config = checkpoint_config(file);
+  auto model = std::dynamic_pointer_cast<SortedLlama>(make_model({config.model, BnStats::per_submodel, config.seed}));
+  SN_CHECK(model != nullptr, "generate", file, " holds a ", config.model, ", not a language model");
+  load_checkpoint(file, *model, nullptr);
+  const Device device = Device::parse(a.device.empty() ? config.device : a.device);
+  check_device(device);
+  model->to(device);
+  std::vector<int64_t> prompt(a.prompt.begin(), a.prompt.end());
+  for (int64_t& t : prompt) t &= 0xff;  // bytes
+  const int64_t L = model->config().layers;
+  auto text = [](const std::vector<int64_t>& tokens) { return std::string(tokens.begin(), tokens.end()); };
+  DecodeStats full;
+  const std::vector<int64_t> reference = greedy_decode(*model, prompt, a.max_new, a.exit > 0 ? a.exit : L, &full);
+  if (!a.speculative) {
+    std::printf("%s%s\n", a.prompt.c_str(), text(reference).c_str());
+    std::fprintf(stderr, "exit %lld: %lld bytes in %.3f s, %.1f bytes/s\n", (long long)(a.exit > 0 ? a.exit : L),
+                 (long long)full.new_tokens, full.seconds, double(full.new_tokens) / full.seconds);
+    return 0;
+  }
+  SN_CHECK(a.exit == 0 || a.exit == L, "generate", "--speculative decodes the full model (leave out --exit)");
+  SpeculativeOptions o;
+  o.draft_exit = a.draft_exit;
+  o.max_draft = a.max_draft;
+  DecodeStats st;
+  const std::vector<int64_t> out = speculative_decode(*model, prompt, a.max_new, o, &st);
+  std::printf("%s%s\n", a.prompt.c_str(), text(out).c_str());
+  std::fprintf(stderr,
+               "speculative (draft exit %lld of %lld): %lld bytes in %.3f s, %.1f bytes/s; acceptance %.3f "
+               "(%lld of %lld drafted), %.2f bytes per verify step; full greedy %.3f s: speed-up %.2fx; "
+               "same output as full greedy: %s\n",
+               (long long)o.draft_exit, (long long)L, (long long)st.new_tokens, st.seconds,
+               double(st.new_tokens) / st.seconds, st.acceptance(), (long long)st.accepted, (long long)st.drafted,
+               st.tokens_per_verify(), full.seconds, full.seconds / st.seconds, out == reference ? "yes" : "NO");
+  return out == reference ? 0 : 1;
+}
+
 int run_info(const std::string& config_path, const std::vector<std::string>& sets) {
   TrainConfig config = load_config(config_path, sets);
   auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
@@ -149,6 +190,7 @@ int main(int argc, char** argv) {
     if (*a.exp) return run_export(a.checkpoint, a.spec, a.out);
     if (*a.predict) return run_predict(a.checkpoint, a.spec, a.count, a.out);
     if (*a.info) return run_info(a.config, a.sets);
+    if (*a.generate) return run_generate(a);
   } catch (const TrainingInterrupted& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 128 + e.signal();
