@@ -3,7 +3,11 @@
 // decoding), against plain references and finite differences.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "core/grad_mode.h"
 #include "models/decoding.h"
@@ -12,6 +16,7 @@
 #include "nn/attention.h"
 #include "test_util.h"
 #include "train/optimizer.h"
+#include "train/text_data.h"
 
 namespace sn {
 namespace {
@@ -333,6 +338,48 @@ TEST(Llama, TheFullExitOfGreedyDecodingIsTheFullModel) {
     EXPECT_EQ(best, expected);
     seq.push_back(best);
   }
+}
+
+}  // namespace
+}  // namespace sn
+
+namespace sn {
+namespace {
+
+TEST(TextCorpus, ReadsAFolderInNameOrderSkipsIndexesAndHoldsOutTheTail) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("sn_text_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "sub");
+  std::ofstream(dir / "b.txt") << std::string(300, 'b');
+  std::ofstream(dir / "a.txt") << std::string(300, 'a');
+  std::ofstream(dir / "sub" / "c") << std::string(400, 'c');
+  std::ofstream(dir / "a.dat") << "binary index";  // fortune's index files are skipped
+  fs::create_symlink(dir / "a.txt", dir / "a.u8");  // and symbolic links
+  const TextCorpus c = load_text(dir.string(), 0.1, 16);
+  EXPECT_EQ(c.files, 3);
+  const size_t total = 300 + 300 + 400 + 2;  // two newlines between files
+  EXPECT_EQ(c.train.size() + c.valid.size(), total);
+  EXPECT_EQ(c.train.front(), 'a');  // a.txt, b.txt, sub/c
+  EXPECT_EQ(c.valid.back(), 'c');
+  EXPECT_EQ(c.valid.size(), total - size_t(double(total) * 0.9));
+  Generator gen(1);
+  auto [x, y] = text_batch(c.train, 4, 16, gen);
+  EXPECT_EQ(x.sizes(), Shape({4, 16}));
+  std::vector<int64_t> xs = to_vector<int64_t>(x), ys = to_vector<int64_t>(y);
+  for (size_t i = 0; i + 1 < 16; ++i) EXPECT_EQ(ys[i], xs[i + 1]);  // targets are the next bytes
+  try {
+    load_text((dir / "missing").string(), 0.05, 16);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no such file or folder"), std::string::npos) << e.what();
+  }
+  try {
+    load_text((dir / "a.txt").string(), 0.05, 16);  // 300 bytes: 15 held out, too few for a window
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too little"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
