@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/unary_math.h"
 
 namespace sn {
 namespace cpu {
@@ -56,58 +57,6 @@ void copy_from(const Tensor& dst, const Tensor& src) {
     case DType::i32: return copy_typed<D, int32_t>(dst, src);
     case DType::i64: return copy_typed<D, int64_t>(dst, src);
   }
-}
-
-// Value of one elementwise function and its derivative.
-inline float apply(Unary op, float x) {
-  switch (op) {
-    case Unary::neg: return -x;
-    case Unary::exp: return std::exp(x);
-    case Unary::log: return std::log(x);
-    case Unary::sqrt: return std::sqrt(x);
-    case Unary::abs: return std::fabs(x);
-    case Unary::relu: return x > 0.f ? x : 0.f;
-    case Unary::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    case Unary::gelu_tanh: {
-      float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-      return 0.5f * x * (1.f + std::tanh(u));
-    }
-    case Unary::silu: return x / (1.f + std::exp(-x));
-    case Unary::tanh: return std::tanh(x);
-    case Unary::sigmoid: return 1.f / (1.f + std::exp(-x));
-    case Unary::square: return x * x;
-  }
-  return 0.f;
-}
-
-inline float derivative(Unary op, float x, float y) {
-  switch (op) {
-    case Unary::neg: return -1.f;
-    case Unary::exp: return y;
-    case Unary::log: return 1.f / x;
-    case Unary::sqrt: return 0.5f / y;
-    case Unary::abs: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
-    case Unary::relu: return x > 0.f ? 1.f : 0.f;
-    case Unary::gelu: {
-      float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
-      float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
-      return cdf + x * pdf;
-    }
-    case Unary::gelu_tanh: {
-      float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-      float t = std::tanh(u);
-      float du = 0.79788456080286536f * (1.f + 3.f * 0.044715f * x * x);
-      return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
-    }
-    case Unary::silu: {
-      float s = 1.f / (1.f + std::exp(-x));
-      return s * (1.f + x * (1.f - s));
-    }
-    case Unary::tanh: return 1.f - y * y;
-    case Unary::sigmoid: return y * (1.f - y);
-    case Unary::square: return 2.f * x;
-  }
-  return 0.f;
 }
 
 template <class Op>
@@ -224,7 +173,7 @@ void CpuBackend::unary(Unary op, const Tensor& out, const Tensor& x) {
     case Unary::relu: return unary_loop(out, x, [](float v) { return v > 0.f ? v : 0.f; });
     case Unary::neg: return unary_loop(out, x, [](float v) { return -v; });
     case Unary::square: return unary_loop(out, x, [](float v) { return v * v; });
-    default: return unary_loop(out, x, [op](float v) { return apply(op, v); });
+    default: return unary_loop(out, x, [op](float v) { return unary_value(op, v); });
   }
 }
 
@@ -232,14 +181,14 @@ void CpuBackend::unary_backward(Unary op, const Tensor& dx, const Tensor& grad, 
                                 const Tensor& y) {
   check_f32("unary_backward", {&dx, &grad, &x, &y});
   // The derivative needs x or y; pass whichever is defined as the second operand.
-  const bool uses_y = op == Unary::exp || op == Unary::sqrt || op == Unary::tanh || op == Unary::sigmoid;
+  const bool uses_y = unary_derivative_uses_y(op);
   const Tensor& v = uses_y ? y : x;
   SN_CHECK(v.defined(), "unary_backward", unary_name(op), " needs ", uses_y ? "its output" : "its input");
   if (op == Unary::relu)
     return binary_loop(dx, grad, v, [](float g, float a) { return a > 0.f ? g : 0.f; });
   if (uses_y)
-    return binary_loop(dx, grad, v, [op](float g, float yy) { return g * derivative(op, 0.f, yy); });
-  binary_loop(dx, grad, v, [op](float g, float xx) { return g * derivative(op, xx, 0.f); });
+    return binary_loop(dx, grad, v, [op](float g, float yy) { return g * unary_derivative(op, 0.f, yy); });
+  binary_loop(dx, grad, v, [op](float g, float xx) { return g * unary_derivative(op, xx, 0.f); });
 }
 
 void CpuBackend::binary(Binary op, const Tensor& out, const Tensor& a, const Tensor& b) {

@@ -5,6 +5,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 #include "kernels/cpu/sgemm.h"
+#include "kernels/gemm_layout.h"
 
 namespace sn {
 
@@ -12,8 +13,7 @@ using namespace cpu;
 
 namespace {
 
-// How BLAS sees a 2-d view [rows, cols]: row-major with leading dimension ld, or the transpose
-// of a row-major matrix (a column-major view). Neither: the view needs a packed copy.
+// A view as BLAS sees it (kernels/gemm_layout.h), with its data.
 struct BlasOperand {
   const float* ptr = nullptr;
   bool trans = false;
@@ -22,19 +22,8 @@ struct BlasOperand {
 };
 
 BlasOperand describe(const Tensor& t) {
-  const int64_t r = t.size(0), c = t.size(1), s0 = t.stride(0), s1 = t.stride(1);
-  BlasOperand op;
-  op.ptr = t.data<float>();
-  if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<int64_t>(c, 1))) {
-    op.trans = false;
-    op.ld = r == 1 ? std::max<int64_t>(c, 1) : s0;
-    op.ok = true;
-  } else if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<int64_t>(r, 1))) {
-    op.trans = true;
-    op.ld = c == 1 ? std::max<int64_t>(r, 1) : s1;
-    op.ok = true;
-  }
-  return op;
+  const MatrixLayout m = matrix_layout(t);
+  return {t.data<float>(), m.trans, m.ld, m.ok};
 }
 
 // The packed copy a non-BLAS-able view needs (a non-unit inner stride in both dims).

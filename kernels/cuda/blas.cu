@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "kernels/cuda/launch.cuh"
+#include "kernels/gemm_layout.h"
 
 namespace sn {
 namespace cuda {
@@ -44,8 +45,7 @@ cublasHandle_t handle() {
   return h;
 }
 
-// A 2-d view [rows, cols] as BLAS sees it: row-major with leading dimension ld, or the transpose
-// of a row-major matrix. Neither: it needs a packed copy.
+// A view (or each matrix of a batch) as BLAS sees it: kernels/gemm_layout.h, with its data.
 struct Operand {
   const float* ptr = nullptr;
   bool trans = false;
@@ -53,24 +53,9 @@ struct Operand {
   bool ok = false;
 };
 
-Operand describe(int64_t r, int64_t c, int64_t s0, int64_t s1, const float* ptr) {
-  Operand op;
-  op.ptr = ptr;
-  if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<int64_t>(c, 1))) {
-    op.ld = r == 1 ? std::max<int64_t>(c, 1) : s0;
-    op.ok = true;
-  } else if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<int64_t>(r, 1))) {
-    op.trans = true;
-    op.ld = c == 1 ? std::max<int64_t>(r, 1) : s1;
-    op.ok = true;
-  }
-  return op;
-}
-
-// The matrix dims of a 2-d or batched 3-d view.
 Operand describe(const Tensor& t) {
-  const int64_t o = t.dim() - 2;
-  return describe(t.size(o), t.size(o + 1), t.stride(o), t.stride(o + 1), fptr(t));
+  const MatrixLayout m = matrix_layout(t);
+  return {fptr(t), m.trans, m.ld, m.ok};
 }
 
 Tensor packed(const Tensor& t) {

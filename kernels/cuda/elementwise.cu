@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cuda/launch.cuh"
+#include "kernels/unary_math.h"
 
 namespace sn {
 namespace cuda {
@@ -131,62 +132,11 @@ void map2(const Tensor& out, const Tensor& x, const Tensor& y, F f) {
   SN_CUDA_CHECK_LAUNCH();
 }
 
-// ---- the functions (same formulas as the CPU backend) --------------------------------------
-
-__device__ __forceinline__ float apply(Unary op, float x) {
-  switch (op) {
-    case Unary::neg: return -x;
-    case Unary::exp: return expf(x);
-    case Unary::log: return logf(x);
-    case Unary::sqrt: return sqrtf(x);
-    case Unary::abs: return fabsf(x);
-    case Unary::relu: return x > 0.f ? x : 0.f;
-    case Unary::gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case Unary::gelu_tanh: {
-      float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-      return 0.5f * x * (1.f + tanhf(u));
-    }
-    case Unary::silu: return x / (1.f + expf(-x));
-    case Unary::tanh: return tanhf(x);
-    case Unary::sigmoid: return 1.f / (1.f + expf(-x));
-    case Unary::square: return x * x;
-  }
-  return 0.f;
-}
-
-__device__ __forceinline__ float derivative(Unary op, float x, float y) {
-  switch (op) {
-    case Unary::neg: return -1.f;
-    case Unary::exp: return y;
-    case Unary::log: return 1.f / x;
-    case Unary::sqrt: return 0.5f / y;
-    case Unary::abs: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
-    case Unary::relu: return x > 0.f ? 1.f : 0.f;
-    case Unary::gelu: {
-      float cdf = 0.5f * (1.f + erff(x * 0.70710678118654752f));
-      float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-      return cdf + x * pdf;
-    }
-    case Unary::gelu_tanh: {
-      float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-      float t = tanhf(u);
-      float du = 0.79788456080286536f * (1.f + 3.f * 0.044715f * x * x);
-      return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
-    }
-    case Unary::silu: {
-      float s = 1.f / (1.f + expf(-x));
-      return s * (1.f + x * (1.f - s));
-    }
-    case Unary::tanh: return 1.f - y * y;
-    case Unary::sigmoid: return y * (1.f - y);
-    case Unary::square: return 2.f * x;
-  }
-  return 0.f;
-}
+// ---- the functions: kernels/unary_math.h, shared with the CPU ----------------------------
 
 struct UnaryFn {
   Unary op;
-  __device__ float operator()(float x) const { return apply(op, x); }
+  __device__ float operator()(float x) const { return unary_value(op, x); }
 };
 struct ReluFn {
   __device__ float operator()(float x) const { return x > 0.f ? x : 0.f; }
@@ -196,11 +146,11 @@ struct ReluBackwardFn {
 };
 struct DerivFromY {
   Unary op;
-  __device__ float operator()(float g, float y) const { return g * derivative(op, 0.f, y); }
+  __device__ float operator()(float g, float y) const { return g * unary_derivative(op, 0.f, y); }
 };
 struct DerivFromX {
   Unary op;
-  __device__ float operator()(float g, float x) const { return g * derivative(op, x, 0.f); }
+  __device__ float operator()(float g, float x) const { return g * unary_derivative(op, x, 0.f); }
 };
 struct BinaryFn {
   Binary op;
@@ -296,7 +246,7 @@ void CudaBackend::unary(Unary op, const Tensor& out, const Tensor& x) {
 void CudaBackend::unary_backward(Unary op, const Tensor& dx, const Tensor& grad, const Tensor& x,
                                  const Tensor& y) {
   check_f32("unary_backward", {&dx, &grad, &x, &y});
-  const bool uses_y = op == Unary::exp || op == Unary::sqrt || op == Unary::tanh || op == Unary::sigmoid;
+  const bool uses_y = unary_derivative_uses_y(op);
   const Tensor& v = uses_y ? y : x;
   SN_CHECK(v.defined(), "unary_backward", unary_name(op), " needs ", uses_y ? "its output" : "its input");
   if (op == Unary::relu) return map2(dx, grad, v, ReluBackwardFn{});
