@@ -9,6 +9,7 @@
 #include "train/safetensors.h"
 #include "models/decoding.h"
 #include "train/lm.h"
+#include "train/text_data.h"
 #include "train/trainer.h"
 
 using namespace sn;
@@ -51,11 +52,21 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
   const Device device = Device::parse(config.device);
   check_device(device);
   model->to(device);
+  const std::string csv = out_csv.empty() ? (file.substr(0, file.rfind('/') + 1) + "eval.csv") : out_csv;
+  if (config.dataset == "text") {  // a language model: every exit on the held-out bytes
+    auto lm = std::dynamic_pointer_cast<SortedLlama>(model);
+    SN_CHECK(lm != nullptr, "eval", "data.dataset = \"text\" needs a language model, the checkpoint holds ", config.model);
+    SN_CHECK(specs.empty(), "eval", "a language model is evaluated at every exit (leave out --submodels)");
+    std::vector<EvalRow> rows = evaluate_language_model(*lm, load_text(config.data_dir, 0.05, config.context).valid, config);
+    print_table(rows);
+    write_eval_csv(csv, rows);
+    std::printf("wrote %s\n", csv.c_str());
+    return 0;
+  }
   auto [train, test] = load_datasets(config);
   std::vector<SubModel> subs = pick(*model, specs.empty() ? std::vector<std::string>{"all"} : specs);
   std::vector<EvalRow> rows = evaluate(*model, subs, test, train, config);
   print_table(rows);
-  const std::string csv = out_csv.empty() ? (file.substr(0, file.rfind('/') + 1) + "eval.csv") : out_csv;
   write_eval_csv(csv, rows);
   std::printf("wrote %s\n", csv.c_str());
   return 0;
@@ -99,6 +110,7 @@ int run_predict(const std::string& checkpoint, const std::string& spec, int64_t 
     sub = spec.empty() ? model->space().at(model->space().size() - 1) : model->space().parse(spec);
     index = model->space().index_of(sub);
   }
+  SN_CHECK(config.dataset != "text", "predict", "'", file, "' holds a language model: use `sortednet generate`");
   if (count > 0) config.test_limit = config.test_limit > 0 ? std::min(config.test_limit, count) : count;
   auto [train, test] = load_datasets(config);
   if (parse_bn_stats(config.bn_stats) == BnStats::recalibrate && model->space().size() > 1)
