@@ -1,13 +1,17 @@
 // bench/bench_train_step.cpp — one training step (forward, backward, SGD update) of a single
 // sub-model of W1 `fmnist-mlp` and W2 `fmnist-resnet` at batch 128: the full model, half width
-// and the smallest. The PyTorch twin is bench/compare/train_step_torch.py. SN_BENCH_DEVICE=cuda
-// runs the same steps on the GPU (each step ends with a device synchronisation).
+// and the smallest; and of W4 `fortunes-llama` at batch 16 × 256 bytes (AdamW, gradients
+// clipped at norm 1): the SoFT objective (all four exits from one pass), the full depth alone
+// and the shallowest exit alone. The PyTorch twin is bench/compare/train_step_torch.py.
+// SN_BENCH_DEVICE=cuda runs the same steps on the GPU (each step ends with a device
+// synchronisation).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
 
 #include "autograd/ops.h"
 #include "kernels/backend.h"
+#include "models/llama.h"
 #include "models/model.h"
 #include "train/optimizer.h"
 
@@ -64,7 +68,67 @@ void step(benchmark::State& state, const std::string& model, const std::string& 
   state.counters["examples/s"] = benchmark::Counter(128.0, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+struct LmSetup {
+  std::shared_ptr<SortedLlama> model;
+  std::unique_ptr<Optimizer> optimizer;
+  Tensor x, y;
+};
+
+LmSetup& lm_setup() {
+  static LmSetup s = [] {
+    LmSetup l;
+    l.model = std::dynamic_pointer_cast<SortedLlama>(make_model({"fortunes-llama", BnStats::per_submodel, 0}));
+    l.model->to(bench_device());
+    OptimizerConfig oc;
+    oc.name = "adamw";
+    oc.weight_decay = 0.1f;
+    oc.beta2 = 0.95f;
+    l.optimizer = std::make_unique<Optimizer>(*l.model, oc);
+    const int64_t B = 16, T = l.model->config().context;
+    Generator gen(2);
+    std::vector<int64_t> bytes(static_cast<size_t>(B * (T + 1)));
+    for (int64_t& b : bytes) b = int64_t(gen.below(256));
+    Tensor all = from_vector(bytes, {B, T + 1});
+    l.x = all.narrow(1, 0, T).contiguous().to(bench_device());
+    l.y = all.narrow(1, 1, T).contiguous().to(bench_device());
+    return l;
+  }();
+  return s;
+}
+
+// depth 0: the SoFT objective over every exit; otherwise that exit alone.
+void lm_step(benchmark::State& state, int64_t depth) {
+  LmSetup& s = lm_setup();
+  SortedLlama& m = *s.model;
+  const SubModelSpace& space = m.space();
+  const int64_t index = depth ? space.index_of(space.parse("depth=" + std::to_string(depth))) : space.size() - 1;
+  const SubModel sub = space.at(index);
+  std::vector<Shape> windows;
+  for (auto& [name, p] : m.named_parameters()) windows.push_back(p->active_shape(sub));
+  const int64_t V = m.config().vocab, tokens = s.x.numel();
+  auto once = [&] {
+    Tensor loss = depth ? cross_entropy(m.forward(s.x, {sub, index, nullptr}).reshape({-1, V}), s.y.reshape({-1}))
+                        : soft_loss(m, s.x, s.y);
+    loss.backward();
+    s.optimizer->clip_grad_norm(1.f, windows);
+    s.optimizer->step(1e-4f, windows);
+    s.optimizer->zero_grad(windows);
+    backend_for(bench_device()).synchronize();
+  };
+  once();
+  for (auto _ : state) once();
+  // SoFT: the full depth plus the head of each shallower exit, per token.
+  const int64_t head = 2 * m.config().dim * V;
+  const int64_t flops = m.flops(sub) + (depth ? 0 : (space.size() - 1) * head);
+  state.counters["MFLOPs/example"] = double(flops) * 1e-6;
+  state.counters["tokens/s"] = benchmark::Counter(double(tokens), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
+
+BENCHMARK_CAPTURE(lm_step, llama_soft, 0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(lm_step, llama_full, 8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(lm_step, llama_exit2, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_CAPTURE(step, mlp_full, "fmnist-mlp", "width=1024")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(step, mlp_half, "fmnist-mlp", "width=512")->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "core/grad_mode.h"
@@ -174,8 +175,11 @@ TEST(FeedForward, SwigluAndGeluUseTheFirstHiddenUnits) {
     auto params = ffn.named_parameters();
     for (auto& [name, p] : params) {
       const Shape a = p->active_shape(small);
-      for (size_t d = 0; d < a.size(); ++d)
-        if (p->tensor.size(int64_t(d)) == 5) EXPECT_EQ(a[d], 3) << name;  // the hidden dim is cut to 3
+      for (size_t d = 0; d < a.size(); ++d) {
+        if (p->tensor.size(int64_t(d)) == 5) {
+          EXPECT_EQ(a[d], 3) << name;  // the hidden dim is cut to 3
+        }
+      }
     }
   }
 }
@@ -201,8 +205,12 @@ TEST(Vit, SpaceShapesAndNestedParameters) {
   const SubModel shallow = space.parse("depth=2,heads=6,ffn=768");
   for (auto& [name, p] : model->named_parameters()) {
     const int64_t n = numel_of(p->active_shape(shallow));
-    if (name.rfind("blocks.2.", 0) == 0 || name.rfind("blocks.5.", 0) == 0) EXPECT_EQ(n, 0) << name;
-    if (name.rfind("head.", 0) == 0 || name.rfind("norm.", 0) == 0) EXPECT_EQ(n, p->tensor.numel()) << name;
+    if (name.rfind("blocks.2.", 0) == 0 || name.rfind("blocks.5.", 0) == 0) {
+      EXPECT_EQ(n, 0) << name;
+    }
+    if (name.rfind("head.", 0) == 0 || name.rfind("norm.", 0) == 0) {
+      EXPECT_EQ(n, p->tensor.numel()) << name;
+    }
   }
 }
 
@@ -323,6 +331,183 @@ TEST(Llama, SpeculativeGreedyEqualsFullGreedy) {
   }
   EXPECT_GT(accepted, 0);
   EXPECT_GT(rejected, 0);
+}
+
+// Scales the output head so that distributions are peaked and the exits disagree more: early
+// exit then stops at several depths, and a draft that is not the target is easy to tell apart.
+void sharpen_head(SortedLlama& m, float factor) {
+  NoGradGuard no_grad;
+  for (auto& [name, p] : m.named_parameters())
+    if (name == "head.weight") p->tensor.copy_(p->tensor * factor);
+}
+
+// The logits of every exit at the last position of seq, from scratch (no cache).
+std::vector<std::vector<float>> last_exit_logits(SortedLlama& m, const std::vector<int64_t>& seq) {
+  NoGradGuard no_grad;
+  std::vector<std::vector<float>> out;
+  for (const Tensor& l : m.forward_exits(tokens_of(seq)))
+    out.push_back(to_vector<float>(l.select(1, int64_t(seq.size()) - 1).contiguous()));
+  return out;
+}
+
+TEST(Llama, EarlyExitTokensComeFromTheFirstConfidentExitWithExactCaches) {
+  SortedLlama m(tiny_llama(), 12);
+  sharpen_head(m, 6.f);
+  const std::vector<double> thresholds{0.6, 0.5, 0.4};
+  std::vector<int64_t> stopped(4, 0);
+  bool deeper_after_early = false;  // a token went deeper after earlier ones stopped: catch-up ran
+  for (const std::vector<int64_t>& prompt : {std::vector<int64_t>{3}, {7, 1, 30, 2}, {12, 12, 5}}) {
+    DecodeOptions o;
+    o.early_exit = thresholds;
+    DecodeStats st;
+    const std::vector<int64_t> out = decode(m, prompt, 20, o, &st);
+    ASSERT_EQ(st.exit_tokens.size(), 4u);
+    std::vector<int64_t> seq = prompt;
+    int64_t early_so_far = 0;
+    for (int64_t token : out) {  // recompute each token's exit and choice without a cache
+      const std::vector<std::vector<float>> exits = last_exit_logits(m, seq);
+      size_t e = 0;
+      bool ambiguous = false;
+      for (; e + 1 < exits.size(); ++e) {
+        const std::vector<float>& l = exits[e];
+        const float top = *std::max_element(l.begin(), l.end());
+        double sum = 0;
+        for (float v : l) sum += std::exp(double(v - top));
+        ambiguous |= std::abs(1.0 / sum - thresholds[e]) < 1e-4;
+        if (1.0 / sum >= thresholds[e]) break;
+      }
+      if (ambiguous) break;  // rounding could decide either way: stop comparing this prompt
+      const std::vector<float>& l = exits[e];
+      EXPECT_EQ(token, int64_t(std::max_element(l.begin(), l.end()) - l.begin())) << "position " << seq.size();
+      deeper_after_early |= early_so_far > 0 && e > 0;
+      early_so_far += e + 1 < exits.size();
+      ++stopped[e];
+      seq.push_back(token);
+    }
+    int64_t total = 0;
+    for (int64_t n : st.exit_tokens) total += n;
+    EXPECT_EQ(total, 20);
+  }
+  EXPECT_TRUE(deeper_after_early);
+  EXPECT_GT(stopped[0] + stopped[1] + stopped[2], 0);
+  EXPECT_GT(stopped[3], 0);
+
+  // Thresholds above 1 never stop early: full greedy; thresholds of 0 always stop at exit 1.
+  const std::vector<int64_t> prompt{9, 4, 4};
+  DecodeOptions never, always;
+  never.early_exit = {1.5, 1.5, 1.5};
+  always.early_exit = {0, 0, 0};
+  EXPECT_EQ(decode(m, prompt, 16, never), greedy_decode(m, prompt, 16, 4));
+  EXPECT_EQ(decode(m, prompt, 16, always), greedy_decode(m, prompt, 16, 1));
+}
+
+TEST(Llama, DecodingRefusesBadOptions) {
+  SortedLlama m(tiny_llama(), 13);
+  DecodeOptions o;
+  o.early_exit = {0.5};
+  EXPECT_THROW(decode(m, {1}, 4, o), Error);  // three thresholds needed
+  o.early_exit = {0.5, 0.5, 0.5};
+  o.exit = 2;
+  EXPECT_THROW(decode(m, {1}, 4, o), Error);  // early exit decodes the full model
+  o = DecodeOptions{};
+  o.sampling.temperature = -1;
+  EXPECT_THROW(decode(m, {1}, 4, o), Error);
+  EXPECT_THROW(decode(m, {32}, 4, DecodeOptions{}), Error);  // outside the vocabulary
+  SpeculativeOptions s;
+  s.draft_exit = 4;
+  EXPECT_THROW(speculative_decode(m, {1}, 4, s), Error);
+}
+
+// The exact probability of each continuation of `length` tokens (index: base-V digits, first
+// token most significant) when every token is drawn from softmax(logits / T) of exit `exit`.
+std::vector<double> continuation_distribution(SortedLlama& m, std::vector<int64_t> seq, int64_t length, size_t exit,
+                                              double T) {
+  const int64_t V = m.config().vocab;
+  std::vector<double> out;
+  std::function<void(double)> walk = [&](double prob) {
+    const std::vector<float> l = last_exit_logits(m, seq)[exit];
+    const float top = *std::max_element(l.begin(), l.end());
+    std::vector<double> p(size_t(V), 0.0);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += p[size_t(v)] = std::exp((double(l[size_t(v)]) - top) / T);
+    for (int64_t v = 0; v < V; ++v) {
+      seq.push_back(v);
+      if (--length == 0) out.push_back(prob * p[size_t(v)] / sum);
+      else walk(prob * p[size_t(v)] / sum);
+      ++length;
+      seq.pop_back();
+    }
+  };
+  walk(1.0);
+  return out;
+}
+
+double total_variation(const std::vector<double>& a, const std::vector<double>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d += std::abs(a[i] - b[i]);
+  return d / 2;
+}
+
+// Sampled decoding, plain and speculative, against the exact distribution of the first three
+// tokens (64 outcomes of a 4-token vocabulary) over many seeds.
+TEST(Llama, SampledAndSpeculativeSampledDecodingFollowTheModelsDistribution) {
+  LlamaConfig c = tiny_llama();
+  c.vocab = 4;
+  SortedLlama m(c, 14);
+  sharpen_head(m, 8.f);
+  const std::vector<int64_t> prompt{2, 0, 3};
+  const double T = 0.8;
+  const int64_t n = 3, draws = 2000;
+  const std::vector<double> target = continuation_distribution(m, prompt, n, 3, T);
+  const std::vector<double> draft = continuation_distribution(m, prompt, n, 0, T);
+  ASSERT_EQ(target.size(), 64u);
+  // The test can tell the draft's distribution from the target's.
+  EXPECT_GT(total_variation(target, draft), 0.2);
+  auto index = [](const std::vector<int64_t>& t) { return (t[0] * 4 + t[1]) * 4 + t[2]; };
+  std::vector<double> plain(64, 0.0), speculative(64, 0.0);
+  int64_t accepted = 0, rejected = 0;
+  for (int64_t seed = 0; seed < draws; ++seed) {
+    DecodeOptions o;
+    o.sampling = {T, uint64_t(seed)};
+    plain[size_t(index(decode(m, prompt, n, o)))] += 1.0 / draws;
+    SpeculativeOptions s;
+    s.draft_exit = 1;
+    s.first_draft = 2;
+    s.max_draft = 3;
+    s.sampling = {T, uint64_t(seed)};
+    DecodeStats st;
+    speculative[size_t(index(speculative_decode(m, prompt, n, s, &st)))] += 1.0 / draws;
+    accepted += st.accepted;
+    rejected += st.drafted - st.accepted;
+  }
+  // With 2000 draws over 64 outcomes the sampling error alone is about 0.03.
+  EXPECT_LT(total_variation(plain, target), 0.07);
+  EXPECT_LT(total_variation(speculative, target), 0.07);
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(rejected, 0);
+  // A seed gives the same tokens every time.
+  DecodeOptions o;
+  o.sampling = {T, 5};
+  EXPECT_EQ(decode(m, prompt, 12, o), decode(m, prompt, 12, o));
+}
+
+TEST(Llama, ChosenDraftExitReportsMeasuredAcceptanceAndCost) {
+  SortedLlama m(tiny_llama(), 15);
+  const std::vector<int64_t> prompt{5, 9, 13, 2, 2, 7, 30, 1};
+  SpeculativeOptions s;
+  s.draft_exit = 0;
+  DecodeStats st;
+  EXPECT_EQ(speculative_decode(m, prompt, 16, s, &st), greedy_decode(m, prompt, 16, 4));
+  ASSERT_EQ(st.exit_agreement.size(), 4u);
+  ASSERT_EQ(st.exit_cost.size(), 4u);
+  EXPECT_DOUBLE_EQ(st.exit_agreement[3], 1.0);
+  EXPECT_GE(st.draft_exit, 1);
+  EXPECT_LT(st.draft_exit, 4);
+  for (size_t e = 0; e < 4; ++e) {
+    EXPECT_GE(st.exit_agreement[e], 0.0);
+    EXPECT_LE(st.exit_agreement[e], 1.0);
+    EXPECT_GT(st.exit_cost[e], 0.0);
+  }
 }
 
 TEST(Llama, TheFullExitOfGreedyDecodingIsTheFullModel) {

@@ -33,10 +33,16 @@ std::pair<Tensor, Tensor> window_batch(const std::vector<uint8_t>& bytes, int64_
   return {from_vector(xs, {n, T}), from_vector(ys, {n, T})};
 }
 
+std::string format_threshold(double t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", t);
+  return buf;
+}
+
 }  // namespace
 
 std::vector<EvalRow> evaluate_language_model(SortedLlama& model, const std::vector<uint8_t>& valid,
-                                             const TrainConfig& c) {
+                                             const TrainConfig& c, const std::vector<std::vector<double>>& early_exit) {
   NoGradGuard no_grad;
   const int64_t T = c.context, V = model.config().vocab;
   int64_t windows = text_windows(valid, T);
@@ -44,35 +50,73 @@ std::vector<EvalRow> evaluate_language_model(SortedLlama& model, const std::vect
   SN_CHECK(windows > 0, "eval", "the held-out text has no window of ", T + 1, " bytes");
   const Device device = model.device();
   const SubModelSpace& space = model.space();
-  std::vector<double> loss(size_t(space.size()), 0.0);
-  std::vector<int64_t> correct(size_t(space.size()), 0);
+  const size_t exits = size_t(space.size()), policies = early_exit.size();
+  for (const std::vector<double>& p : early_exit)
+    SN_CHECK(p.size() + 1 == exits, "eval", "early exit needs ", exits - 1, " thresholds (one per exit but the last), got ",
+             p.size());
+  // Per exit, then per early-exit policy: summed loss, correct predictions; and per policy the
+  // summed FLOPs of the depths its tokens stopped at.
+  std::vector<double> loss(exits + policies, 0.0), flops(policies, 0.0);
+  std::vector<int64_t> correct(exits + policies, 0);
+  std::vector<int64_t> exit_flops;
+  for (int64_t i = 0; i < space.size(); ++i) exit_flops.push_back(model.flops(space.at(i)));
   for (int64_t w0 = 0; w0 < windows; w0 += c.eval_batch_size) {
     const int64_t n = std::min(c.eval_batch_size, windows - w0);
     auto [x, y] = window_batch(valid, w0, n, T);
-    x = x.to(device);
     std::vector<int64_t> targets = to_vector<int64_t>(y);
-    std::vector<Tensor> exits = model.forward_exits(x);  // one pass gives every exit
-    for (size_t e = 0; e < exits.size(); ++e) {
-      loss[e] += double(cross_entropy(exits[e].reshape({-1, V}), y.to(device).reshape({-1}), Reduction::sum).item());
-      std::vector<float> l = to_vector<float>(exits[e].contiguous());
-      for (size_t i = 0; i < targets.size(); ++i) {
-        const float* row = l.data() + i * size_t(V);
-        correct[e] += int64_t(std::max_element(row, row + V) - row) == targets[i];
+    std::vector<Tensor> logits = model.forward_exits(x.to(device));  // one pass gives every exit
+    std::vector<std::vector<float>> rows, nll, top;
+    for (const Tensor& l : logits) {
+      rows.push_back(to_vector<float>(l.contiguous()));
+      nll.push_back(to_vector<float>(cross_entropy(l.reshape({-1, V}), y.to(device).reshape({-1}), Reduction::none)));
+      top.push_back(top_probabilities(l));
+    }
+    for (size_t i = 0; i < targets.size(); ++i) {
+      auto right = [&](size_t e) {
+        const float* row = rows[e].data() + i * size_t(V);
+        return int64_t(std::max_element(row, row + V) - row) == targets[i];
+      };
+      for (size_t e = 0; e < exits; ++e) {
+        loss[e] += double(nll[e][i]);
+        correct[e] += right(e);
+      }
+      for (size_t p = 0; p < policies; ++p) {  // the first exit sure enough answers
+        size_t e = 0;
+        while (e + 1 < exits && double(top[e][i]) < early_exit[p][e]) ++e;
+        loss[exits + p] += double(nll[e][i]);
+        correct[exits + p] += right(e);
+        flops[p] += double(exit_flops[e]);
       }
     }
   }
   std::vector<EvalRow> rows;
   const std::vector<int64_t> prompt(valid.begin(), valid.begin() + std::min<int64_t>(T / 2, int64_t(valid.size())));
-  for (int64_t i = 0; i < space.size(); ++i) {
-    const SubModel sub = space.at(i);
+  const double positions = double(windows * T);
+  decode(model, prompt, 8, DecodeOptions{});  // warm-up, so that the first row's latency is not inflated
+  for (size_t i = 0; i < exits + policies; ++i) {
     EvalRow r;
-    r.submodel = sub.str();
-    r.params = model.parameter_count(sub);
-    r.flops = model.flops(sub);
-    r.loss = loss[size_t(i)] / double(windows * T);
-    r.accuracy = double(correct[size_t(i)]) / double(windows * T);
+    DecodeOptions o;
+    if (i < exits) {
+      const SubModel sub = space.at(int64_t(i));
+      r.submodel = sub.str();
+      r.params = model.parameter_count(sub);
+      r.flops = model.flops(sub);
+      o.exit = sub.get("depth");
+    } else {
+      const std::vector<double>& p = early_exit[i - exits];
+      r.submodel = "early-exit";
+      for (size_t e = 0; e < p.size(); ++e) {
+        r.submodel += e ? '/' : ' ';
+        r.submodel += format_threshold(p[e]);
+      }
+      r.params = model.parameter_count(space.at(space.size() - 1));
+      r.flops = int64_t(std::llround(flops[i - exits] / positions));
+      o.early_exit = p;
+    }
+    r.loss = loss[i] / positions;
+    r.accuracy = double(correct[i]) / positions;
     DecodeStats st;
-    greedy_decode(model, prompt, 32, sub.get("depth"), &st);
+    decode(model, prompt, 32, o, &st);
     r.latency_ms = st.seconds * 1e3 / double(st.new_tokens);
     rows.push_back(r);
   }

@@ -19,7 +19,11 @@ std::vector<EvalRow> train_language_model(const TrainConfig& config, const std::
 
 // Per exit: next-byte accuracy, validation loss (nats per byte) over the held-out windows (at
 // most data.test_limit, 0: all), and latency = milliseconds per token of greedy decoding.
+// Then one row per early-exit policy (thresholds, one per exit but the last; see DecodeOptions):
+// each position is answered by the first exit sure enough of it, with the mean FLOPs per token
+// of the depths chosen, and the latency of greedy early-exit decoding.
 std::vector<EvalRow> evaluate_language_model(SortedLlama& model, const std::vector<uint8_t>& valid,
-                                             const TrainConfig& config);
+                                             const TrainConfig& config,
+                                             const std::vector<std::vector<double>>& early_exit = {});
 
 }  // namespace sn

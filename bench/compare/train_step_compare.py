@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Training-step time of W1 and W2 sub-models (full, half width, smallest) in sortednet and in
+"""Training-step time of W1 and W2 sub-models (full, half width, smallest) and of W4 (SoFT over
+every exit, the full depth, exit 2; MFLOPs per token) in sortednet and in
 PyTorch (CPU, or both on the GPU with --device cuda), each pair measured back to back, in several rounds (medians reported). Usage from
 the repository root after a build:
 
@@ -11,7 +12,8 @@ import os
 import statistics
 import subprocess
 
-NAMES = ["mlp_full", "mlp_half", "mlp_smallest", "resnet_full", "resnet_half", "resnet_smallest"]
+NAMES = ["mlp_full", "mlp_half", "mlp_smallest", "resnet_full", "resnet_half", "resnet_smallest",
+         "llama_soft", "llama_full", "llama_exit2"]
 MFLOPS = {}
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """PyTorch CPU twin of bench_train_step: one SGD training step (forward, backward, update) of
 W1 fmnist-mlp and W2 fmnist-resnet sub-models at batch 128, each built as the dense network of
-that sub-model's size. Prints one JSON object per line: name, threads, ms, examples_per_s.
+that sub-model's size; and one AdamW step (gradients clipped at norm 1) of W4 fortunes-llama at
+batch 16 x 256 bytes: the SoFT objective (mean loss of the exits after 2, 4, 6, 8 blocks, one
+pass), the full depth alone and exit 2 alone. Prints one JSON object per line: name, threads,
+ms, examples_per_s.
 """
 import argparse
 import json
@@ -46,6 +49,101 @@ def mlp(width):
                          nn.Linear(width, 10))
 
 
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope(x, cos, sin):  # x [B, h, T, dh]; rotate-half pairing (i, i + dh/2)
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, d=256, heads=8, head_dim=32, ffn=688):
+        super().__init__()
+        self.h, self.dh = heads, head_dim
+        inner = heads * head_dim
+        self.norm1, self.norm2 = RMSNorm(d), RMSNorm(d)
+        self.q, self.k, self.v = (nn.Linear(d, inner, bias=False) for _ in range(3))
+        self.o = nn.Linear(inner, d, bias=False)
+        self.gate, self.up = nn.Linear(d, ffn, bias=False), nn.Linear(d, ffn, bias=False)
+        self.down = nn.Linear(ffn, d, bias=False)
+
+    def forward(self, x, cos, sin, mask):
+        B, T, _ = x.shape
+        a = self.norm1(x)
+        q, k, v = (p(a).view(B, T, self.h, self.dh).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        if hasattr(F, "scaled_dot_product_attention"):  # PyTorch 2: its fused attention
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            s = (q @ k.transpose(-1, -2)) * self.dh ** -0.5 + mask
+            att = torch.softmax(s, -1) @ v
+        x = x + self.o(att.transpose(1, 2).reshape(B, T, self.h * self.dh))
+        m = self.norm2(x)
+        return x + self.down(F.silu(self.gate(m)) * self.up(m))
+
+
+class Llama(nn.Module):
+    """W4: byte vocabulary, d 256, 8 blocks, 8 heads of 32, SwiGLU 688, RMSNorm, RoPE, no biases,
+    untied head; exits after 2, 4, 6, 8 blocks share the final norm and head."""
+
+    def __init__(self, vocab=256, d=256, layers=8, context=256, exits=(2, 4, 6, 8)):
+        super().__init__()
+        self.exits = exits
+        self.embedding = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(LlamaBlock(d) for _ in range(layers))
+        self.norm = RMSNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        dh = 32
+        inv = 10000.0 ** (-torch.arange(0, dh // 2, dtype=torch.float64) * 2 / dh)
+        angles = torch.arange(context, dtype=torch.float64)[:, None] * inv[None, :]
+        angles = torch.cat((angles, angles), -1)
+        self.register_buffer("cos", angles.cos().float())
+        self.register_buffer("sin", angles.sin().float())
+        self.register_buffer("mask", torch.full((context, context), float("-inf")).triu(1))
+
+    def forward(self, tokens, depth=None):
+        """The logits of every exit up to `depth` (default: all), shallowest first."""
+        T = tokens.shape[1]
+        cos, sin, mask = self.cos[:T], self.sin[:T], self.mask[:T, :T]
+        h, out = self.embedding(tokens), []
+        for b, block in enumerate(self.blocks[:depth or len(self.blocks)]):
+            h = block(h, cos, sin, mask)
+            if b + 1 in self.exits and (depth is None or b + 1 == depth):
+                out.append(self.head(self.norm(h)))
+        return out
+
+
+LM_STEPS = {"llama_soft": None, "llama_full": 8, "llama_exit2": 2}
+
+
+def lm_step_fn(name, dev, sync):
+    model = Llama().to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    g = torch.Generator().manual_seed(2)
+    data = torch.randint(0, 256, (16, 257), generator=g).to(dev)
+    x, y = data[:, :-1], data[:, 1:].reshape(-1)
+    depth = LM_STEPS[name]
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        exits = model(x, depth)
+        loss = sum(F.cross_entropy(l.reshape(-1, 256), y) for l in exits) / len(exits)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sync()
+
+    return step, 16 * 256
+
+
 MODELS = {
     "mlp_full": lambda: mlp(1024),
     "mlp_half": lambda: mlp(512),
@@ -56,11 +154,24 @@ MODELS = {
 }
 
 
+def image_step_fn(name, dev, sync, x, y):
+    model = MODELS[name]().to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        sync()
+
+    return step
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--min-time", type=float, default=2.0)
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(MODELS))
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(list(MODELS) + list(LM_STEPS)))
     ap.add_argument("--device", default="cpu", help="cpu or cuda (TF32 on, as sortednet's default)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -73,20 +184,15 @@ def main():
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     x = torch.randn(128, 1, 28, 28).to(dev)
     y = (torch.arange(128) % 10).to(dev)
-    names = [n for n in MODELS if not args.only or n in args.only.split(",")]
+    names = [n for n in list(MODELS) + list(LM_STEPS) if not args.only or n in args.only.split(",")]
     for name in names:
         best = None
         for threads in map(int, args.threads.split(",")):
             torch.set_num_threads(threads)
-            model = MODELS[name]().to(dev)
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-
-            def step():
-                opt.zero_grad(set_to_none=False)
-                F.cross_entropy(model(x), y).backward()
-                opt.step()
-                sync()
-
+            if name in LM_STEPS:
+                step, examples = lm_step_fn(name, dev, sync)
+            else:
+                step, examples = image_step_fn(name, dev, sync, x, y), 128
             for _ in range(3):
                 step()
             runs, start = 0, time.perf_counter()
@@ -96,7 +202,7 @@ def main():
             ms = (time.perf_counter() - start) / runs * 1e3
             if best is None or ms < best[1]:
                 best = (threads, ms)
-        print(json.dumps({"name": name, "threads": best[0], "ms": best[1], "examples_per_s": 128 / best[1] * 1e3}),
+        print(json.dumps({"name": name, "threads": best[0], "ms": best[1], "examples_per_s": examples / best[1] * 1e3}),
               flush=True)
 
 

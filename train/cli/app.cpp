@@ -38,6 +38,9 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.eval->add_option("--set", a.sets,
                      "Override a key of the stored recipe for this evaluation, e.g. eval.recalibration_batches=50 or "
                      "data.test_limit=0 (repeatable)");
+  a.eval->add_option("--early-exit", a.early_exit_policies,
+                     "Language model: also evaluate confidence-based early exit with these thresholds, one per exit "
+                     "but the last, e.g. 0.9,0.8,0.7 (repeatable)");
 
   a.exp = app->add_subcommand("export", "Write one sub-model as a standalone dense checkpoint");
   a.exp->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")->required()->check(CLI::ExistingPath);
@@ -51,15 +54,24 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.predict->add_option("--count", a.count, "How many test images (default 64)")->check(CLI::PositiveNumber);
   a.predict->add_option("--out", a.out, "Output file (.safetensors with tensors inputs, labels, logits)")->required();
 
-  a.generate = app->add_subcommand("generate", "Continue a prompt with a trained language model (greedy, KV cache)");
+  a.generate = app->add_subcommand("generate", "Continue a prompt with a trained language model (KV cache)");
   a.generate->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")
       ->required()->check(CLI::ExistingPath);
   a.generate->add_option("--prompt", a.prompt, "The text to continue")->required();
   a.generate->add_option("--max-new", a.max_new, "Bytes to generate (default 200)")->check(CLI::PositiveNumber);
   a.generate->add_option("--exit", a.exit, "Decode at this depth exit (default: the full model)")->check(CLI::PositiveNumber);
+  a.generate->add_option("--temperature", a.temperature, "0 (default): greedy; T > 0: sample softmax(logits / T)")
+      ->check(CLI::NonNegativeNumber);
+  a.generate->add_option("--seed", a.seed, "Seed of the sampler (default 0)");
+  a.generate->add_option("--early-exit", a.early_exit,
+                         "Confidence-based early exit: thresholds on the top probability, one per exit but the last, "
+                         "e.g. 0.9,0.8,0.7");
   a.generate->add_flag("--speculative", a.speculative,
-                       "Self-speculative decoding: a shallow exit drafts, the full model verifies (same output)");
-  a.generate->add_option("--draft-exit", a.draft_exit, "The drafting exit (default 2)")->check(CLI::PositiveNumber);
+                       "Self-speculative decoding: a shallow exit drafts, the full model verifies (greedy: the same "
+                       "output; sampled: the same distribution)");
+  a.generate->add_option("--draft-exit", a.draft_exit,
+                         "The drafting exit, or 'auto' (default): chosen from the acceptance measured on the prompt "
+                         "and the measured cost of each exit");
   a.generate->add_option("--max-draft", a.max_draft, "Longest draft; the length adapts below it (default 8)")
       ->check(CLI::PositiveNumber);
   a.generate->add_option("--device", a.device, "cpu, cuda or cuda:N (default: the recipe's train.device)");

@@ -13,11 +13,15 @@ namespace sn {
 struct CliArgs {
   std::string config, out, checkpoint, spec, csv, device;
   std::vector<std::string> sets, specs;
+  std::vector<std::string> early_exit_policies;  // eval of a language model
   bool resume = false;
   int64_t count = 64;
   // generate
   std::string prompt;
-  int64_t max_new = 200, exit = 0, draft_exit = 2, max_draft = 8;
+  std::string early_exit, draft_exit = "auto";
+  int64_t max_new = 200, exit = 0, max_draft = 8;
+  double temperature = 0;
+  uint64_t seed = 0;
   bool speculative = false;
   CLI::App *train = nullptr, *eval = nullptr, *exp = nullptr, *predict = nullptr, *info = nullptr, *generate = nullptr;
 };

@@ -2,6 +2,7 @@
 // Bad input (config, data, checkpoint) ends with one line on stderr and exit status 1 (a bad flag:
 // 2). SIGINT/SIGTERM during training save a checkpoint and exit with 128 + the signal number.
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/grad_mode.h"
 #include "kernels/backend.h"
@@ -42,8 +43,14 @@ std::vector<SubModel> pick(const Model& model, const std::vector<std::string>& s
   return subs;
 }
 
+std::string fmt_exit(int64_t exit, double acceptance, double cost) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%lld: %.2f, %.2f", (long long)exit, acceptance, cost);
+  return buf;
+}
+
 int run_eval(const std::string& checkpoint, const std::vector<std::string>& specs, const std::vector<std::string>& sets,
-             const std::string& out_csv) {
+             const std::string& out_csv, const std::vector<std::string>& early_exit) {
   const std::string file = checkpoint_file(checkpoint);
   TrainConfig config = checkpoint_config(file);
   if (!sets.empty()) config = parse_config(config.to_toml(), sets, file + " (stored recipe)");
@@ -57,12 +64,16 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
     auto lm = std::dynamic_pointer_cast<SortedLlama>(model);
     SN_CHECK(lm != nullptr, "eval", "data.dataset = \"text\" needs a language model, the checkpoint holds ", config.model);
     SN_CHECK(specs.empty(), "eval", "a language model is evaluated at every exit (leave out --submodels)");
-    std::vector<EvalRow> rows = evaluate_language_model(*lm, load_text(config.data_dir, 0.05, config.context).valid, config);
+    std::vector<std::vector<double>> policies;
+    for (const std::string& p : early_exit) policies.push_back(parse_thresholds(p));
+    std::vector<EvalRow> rows =
+        evaluate_language_model(*lm, load_text(config.data_dir, 0.05, config.context).valid, config, policies);
     print_table(rows);
     write_eval_csv(csv, rows);
     std::printf("wrote %s\n", csv.c_str());
     return 0;
   }
+  SN_CHECK(early_exit.empty(), "eval", "--early-exit applies to language models");
   auto [train, test] = load_datasets(config);
   std::vector<SubModel> subs = pick(*model, specs.empty() ? std::vector<std::string>{"all"} : specs);
   std::vector<EvalRow> rows = evaluate(*model, subs, test, train, config);
@@ -125,8 +136,9 @@ int run_predict(const std::string& checkpoint, const std::string& spec, int64_t 
   return 0;
 }
 
-// Prints the continuation and the decoding statistics; with --speculative also decodes with the
-// full model alone, to report the speed-up and check that both outputs are the same.
+// Prints the continuation and the decoding statistics. Early-exit and speculative decoding
+// are compared with plain decoding of the full model (same sampling): the speed-up, and for
+// greedy decoding whether the outputs agree (speculative decoding must: exit status 1 if not).
 int run_generate(const CliArgs& a) {
   const std::string file = checkpoint_file(a.checkpoint);
   TrainConfig config = checkpoint_config(file);
@@ -139,30 +151,83 @@ int run_generate(const CliArgs& a) {
   std::vector<int64_t> prompt(a.prompt.begin(), a.prompt.end());
   for (int64_t& t : prompt) t &= 0xff;  // bytes
   const int64_t L = model->config().layers;
+  const Sampling sampling{a.temperature, a.seed};
+  const bool greedy = sampling.greedy();
   auto text = [](const std::vector<int64_t>& tokens) { return std::string(tokens.begin(), tokens.end()); };
+  auto rate = [](const DecodeStats& s) { return double(s.new_tokens) / s.seconds; };
+  SN_CHECK(!a.speculative || a.early_exit.empty(), "generate", "choose --speculative or --early-exit, not both");
+  SN_CHECK((a.early_exit.empty() && !a.speculative) || a.exit == 0 || a.exit == L, "generate",
+           "early exit and speculative decoding decode the full model (leave out --exit)");
+  DecodeOptions plain;
+  plain.exit = a.exit > 0 ? a.exit : L;
+  plain.sampling = sampling;
+  decode(*model, prompt, std::min<int64_t>(a.max_new, 16), plain);  // warm-up: allocator, caches, threads
   DecodeStats full;
-  const std::vector<int64_t> reference = greedy_decode(*model, prompt, a.max_new, a.exit > 0 ? a.exit : L, &full);
-  if (!a.speculative) {
+  const std::vector<int64_t> reference = decode(*model, prompt, a.max_new, plain, &full);
+  if (a.early_exit.empty() && !a.speculative) {
     std::printf("%s%s\n", a.prompt.c_str(), text(reference).c_str());
-    std::fprintf(stderr, "exit %lld: %lld bytes in %.3f s, %.1f bytes/s\n", (long long)(a.exit > 0 ? a.exit : L),
-                 (long long)full.new_tokens, full.seconds, double(full.new_tokens) / full.seconds);
+    std::fprintf(stderr, "exit %lld%s: %lld bytes in %.3f s, %.1f bytes/s\n", (long long)plain.exit,
+                 greedy ? ", greedy" : ", sampled", (long long)full.new_tokens, full.seconds, rate(full));
     return 0;
   }
-  SN_CHECK(a.exit == 0 || a.exit == L, "generate", "--speculative decodes the full model (leave out --exit)");
+  auto same = [&](const std::vector<int64_t>& out) {
+    if (!greedy) return std::string("(sampled: the same distribution, other draws)");
+    if (out == reference) return std::string("yes");
+    size_t i = 0;
+    while (i < out.size() && out[i] == reference[i]) ++i;
+    return "no, from byte " + std::to_string(i);
+  };
+  if (!a.early_exit.empty()) {
+    DecodeOptions o = plain;
+    o.early_exit = parse_thresholds(a.early_exit);
+    DecodeStats st;
+    const std::vector<int64_t> out = decode(*model, prompt, a.max_new, o, &st);
+    std::printf("%s%s\n", a.prompt.c_str(), text(out).c_str());
+    const std::vector<int64_t>& exits = model->config().exits;
+    double depth = 0;
+    std::string spread;
+    for (size_t e = 0; e < exits.size(); ++e) {
+      depth += double(exits[e] * st.exit_tokens[e]) / double(st.new_tokens);
+      spread += (e ? ", " : "") + std::to_string(st.exit_tokens[e]) + " at " + std::to_string(exits[e]);
+    }
+    std::fprintf(stderr,
+                 "early exit %s: %lld bytes in %.3f s, %.1f bytes/s; stopped %s (mean depth %.2f of %lld); full "
+                 "model %.3f s: speed-up %.2fx; same output as the full model: %s\n",
+                 a.early_exit.c_str(), (long long)st.new_tokens, st.seconds, rate(st), spread.c_str(), depth,
+                 (long long)L, full.seconds, full.seconds / st.seconds, same(out).c_str());
+    return 0;
+  }
   SpeculativeOptions o;
-  o.draft_exit = a.draft_exit;
+  if (a.draft_exit != "auto") {
+    char* stop = nullptr;
+    o.draft_exit = std::strtoll(a.draft_exit.c_str(), &stop, 10);
+    SN_CHECK(!a.draft_exit.empty() && *stop == '\0' && o.draft_exit >= 1 && o.draft_exit < L, "generate",
+             "--draft-exit must be 'auto' or an exit in [1, ", L, "), got '", a.draft_exit, "'");
+  } else {
+    o.draft_exit = 0;
+  }
   o.max_draft = a.max_draft;
+  o.sampling = sampling;
   DecodeStats st;
   const std::vector<int64_t> out = speculative_decode(*model, prompt, a.max_new, o, &st);
   std::printf("%s%s\n", a.prompt.c_str(), text(out).c_str());
+  if (!st.exit_agreement.empty()) {
+    std::string measured;
+    for (size_t e = 0; e + 1 < st.exit_agreement.size(); ++e)
+      measured += fmt_exit(model->config().exits[e], st.exit_agreement[e], st.exit_cost[e]) + (e + 2 < st.exit_agreement.size() ? "; " : "");
+    std::fprintf(stderr, "draft exit chosen on the prompt: %lld (acceptance, cost per exit: %s)\n",
+                 (long long)st.draft_exit, measured.c_str());
+  }
+  const double cost_ratio = st.seconds_per_draft() / (full.seconds / double(full.new_tokens));
   std::fprintf(stderr,
-               "speculative (draft exit %lld of %lld): %lld bytes in %.3f s, %.1f bytes/s; acceptance %.3f "
-               "(%lld of %lld drafted), %.2f bytes per verify step; full greedy %.3f s: speed-up %.2fx; "
-               "same output as full greedy: %s\n",
-               (long long)o.draft_exit, (long long)L, (long long)st.new_tokens, st.seconds,
-               double(st.new_tokens) / st.seconds, st.acceptance(), (long long)st.accepted, (long long)st.drafted,
-               st.tokens_per_verify(), full.seconds, full.seconds / st.seconds, out == reference ? "yes" : "NO");
-  return out == reference ? 0 : 1;
+               "speculative (draft exit %lld of %lld%s): %lld bytes in %.3f s, %.1f bytes/s; acceptance %.3f "
+               "(%lld of %lld drafted), %.2f bytes per verify step, draft/target cost %.2f; full model %.3f s, "
+               "%.1f bytes/s: speed-up %.2fx; same output as the full model: %s\n",
+               (long long)st.draft_exit, (long long)L, greedy ? ", greedy" : ", sampled", (long long)st.new_tokens,
+               st.seconds, rate(st), st.acceptance(), (long long)st.accepted, (long long)st.drafted,
+               st.tokens_per_verify(), cost_ratio, full.seconds, rate(full), full.seconds / st.seconds,
+               same(out).c_str());
+  return greedy && out != reference ? 1 : 0;
 }
 
 int run_info(const std::string& config_path, const std::vector<std::string>& sets) {
@@ -198,7 +263,7 @@ int main(int argc, char** argv) {
   if (!a.device.empty()) a.sets.push_back("train.device=" + a.device);  // last: the flag wins
   try {
     if (*a.train) return run_train(a.config, a.sets, a.out, a.resume);
-    if (*a.eval) return run_eval(a.checkpoint, a.specs, a.sets, a.csv);
+    if (*a.eval) return run_eval(a.checkpoint, a.specs, a.sets, a.csv, a.early_exit_policies);
     if (*a.exp) return run_export(a.checkpoint, a.spec, a.out);
     if (*a.predict) return run_predict(a.checkpoint, a.spec, a.count, a.out);
     if (*a.info) return run_info(a.config, a.sets);
