@@ -16,6 +16,7 @@ SortedLlama::SortedLlama(const LlamaConfig& c, uint64_t seed) : config_(c) {
   AttentionOptions a;
   a.dim = c.dim;
   a.heads_max = c.heads;
+  a.kv_heads_max = c.kv_heads;
   a.head_dim = c.head_dim;
   a.causal = true;
   a.bias = false;
@@ -69,7 +70,8 @@ std::vector<Tensor> SortedLlama::forward_exits(const Tensor& tokens) {
 
 int64_t SortedLlama::flops(const SubModel& sub) const {
   const int64_t d = config_.dim, inner = config_.heads * config_.head_dim, T = config_.context;
-  const int64_t block = 2 * d * inner * 4 + 2 * 2 * T / 2 * inner + 2 * 3 * d * config_.ffn;  // mean context T/2
+  const int64_t kv_inner = config_.kv_heads > 0 ? config_.kv_heads * config_.head_dim : inner;
+  const int64_t block = 2 * d * (2 * inner + 2 * kv_inner) + 2 * 2 * T / 2 * inner + 2 * 3 * d * config_.ffn;  // mean context T/2
   return sub.get("depth") * block + 2 * d * config_.vocab;
 }
 

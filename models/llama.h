@@ -11,6 +11,7 @@ namespace sn {
 
 struct LlamaConfig {
   int64_t vocab = 256, dim = 256, layers = 8, heads = 8, head_dim = 32, ffn = 688, context = 256;
+  int64_t kv_heads = 0;  // grouped keys and values: heads / kv_heads query heads share one (0: none)
   std::vector<int64_t> exits = {2, 4, 6, 8};  // the `depth` axis
 };
 

@@ -42,13 +42,16 @@ Tensor causal_mask(int64_t T, Device device, int64_t past) {
 MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Width heads, Generator& init, Active active)
     : options_(o), heads_(std::move(heads)) {
   SN_CHECK(o.dim > 0 && o.heads_max > 0 && o.head_dim > 0, "attention", "dim, heads and head_dim must be positive");
-  const int64_t inner = o.heads_max * o.head_dim, dh = o.head_dim;
+  SN_CHECK(o.kv_heads_max >= 0 && (o.kv_heads_max == 0 || o.heads_max % o.kv_heads_max == 0), "attention",
+           "key/value heads (", o.kv_heads_max, ") must divide the heads (", o.heads_max, ")");
+  const int64_t inner = o.heads_max * o.head_dim, dh = o.head_dim, g = group();
   Width h = heads_;
   Width rows = gate([h, dh](const SubModel& s) { return h(s) * dh; }, active);
+  Width kv_rows = gate([h, dh, g](const SubModel& s) { return (h(s) + g - 1) / g * dh; }, active);
   Width dim = gate(fixed_width(o.dim), active);
   q = register_module("q", std::make_shared<Linear>(o.dim, inner, dim, rows, init, o.bias));
-  k = register_module("k", std::make_shared<Linear>(o.dim, inner, dim, rows, init, o.bias));
-  v = register_module("v", std::make_shared<Linear>(o.dim, inner, dim, rows, init, o.bias));
+  k = register_module("k", std::make_shared<Linear>(o.dim, inner / g, dim, kv_rows, init, o.bias));
+  v = register_module("v", std::make_shared<Linear>(o.dim, inner / g, dim, kv_rows, init, o.bias));
   this->o = register_module("o", std::make_shared<Linear>(inner, o.dim, rows, dim, init, o.bias));
 }
 
@@ -70,17 +73,19 @@ Tensor MultiHeadAttention::attend(const Tensor& x, const ForwardContext& ctx, Kv
   const int64_t B = x.size(0), T = x.size(1), h = heads_(ctx.sub), dh = options_.head_dim;
   SN_CHECK(h >= 1 && h <= options_.heads_max, "attention", "sub-model ", ctx.sub.str(), " asks for ", h, " of ",
            options_.heads_max, " heads");
-  // [B, T, h·dh] -> [B, h, T, dh]: each head a batch of its own.
-  auto heads_of = [&](const Tensor& t) { return t.view({B, T, h, dh}).permute({0, 2, 1, 3}); };
-  Tensor qh = heads_of(q->forward(x, ctx)), kh = heads_of(k->forward(x, ctx)), vh = heads_of(v->forward(x, ctx));
+  const int64_t g = group(), kvh = (h + g - 1) / g;
+  // [B, T, n·dh] -> [B, n, T, dh]: each head a batch of its own.
+  auto heads_of = [&](const Tensor& t, int64_t n) { return t.view({B, T, n, dh}).permute({0, 2, 1, 3}); };
+  Tensor qh = heads_of(q->forward(x, ctx), h), kh = heads_of(k->forward(x, ctx), kvh),
+         vh = heads_of(v->forward(x, ctx), kvh);
   const int64_t past = cache ? cache->length() : 0;
   if (options_.rope) {
     qh = rope(qh, past);
     kh = rope(kh, past);
   }
   if (past > 0) {
-    SN_CHECK(cache->k.size(0) == B && cache->k.size(1) == h, "attention", "the cache holds ", cache->k.size(1),
-             " heads of ", cache->k.size(0), " sequences, the call ", h, " of ", B);
+    SN_CHECK(cache->k.size(0) == B && cache->k.size(1) == kvh, "attention", "the cache holds ", cache->k.size(1),
+             " heads of ", cache->k.size(0), " sequences, the call ", kvh, " of ", B);
     kh = cat({cache->k, kh}, 2);
     vh = cat({cache->v, vh}, 2);
   }
@@ -89,6 +94,15 @@ Tensor MultiHeadAttention::attend(const Tensor& x, const ForwardContext& ctx, Kv
     NoGradGuard no_grad;
     cache->k = kh.detach().contiguous();
     cache->v = vh.detach().contiguous();
+  }
+  if (g > 1) {  // each key/value head serves the next `group` query heads
+    auto spread = [&](const Tensor& t) {
+      std::vector<Tensor> per_query;
+      for (int64_t i = 0; i < h; ++i) per_query.push_back(t.narrow(1, i / g, 1));
+      return cat(per_query, 1);
+    };
+    kh = spread(kh);
+    vh = spread(vh);
   }
   qh = qh.reshape({B * h, T, dh});
   kh = kh.reshape({B * h, S, dh});

@@ -22,13 +22,15 @@ using Active = std::function<bool(const SubModel&)>;
 struct AttentionOptions {
   int64_t dim = 0;        // model width (fixed)
   int64_t heads_max = 0;  // heads of the full model
+  int64_t kv_heads_max = 0;  // grouped keys/values: heads_max / kv_heads_max query heads share one (0: none)
   int64_t head_dim = 0;
   bool causal = false;
   bool bias = true;
   bool rope = false;
 };
 
-// Keys and values one attention layer has seen, [B, h, T, dh] each (empty before the first token).
+// Keys and values one attention layer has seen, [B, h_kv, T, dh] each (empty before the first
+// token); h_kv = h without grouped heads.
 struct KvCache {
   Tensor k, v;
   int64_t length() const { return k.defined() ? k.size(2) : 0; }
@@ -37,6 +39,9 @@ struct KvCache {
 
 // Multi-head self-attention over x [B, T, dim]. A sub-model uses heads(sub) heads: the first
 // h·head_dim rows of the q, k, v projections and the first h·head_dim columns of the output one.
+// With grouped keys and values (kv_heads_max < heads_max), query head i reads key/value head
+// i / group (group = heads_max / kv_heads_max): h query heads use the first ceil(h / group) key
+// and value heads, and the cache holds only those.
 class MultiHeadAttention : public Layer {
  public:
   MultiHeadAttention(const AttentionOptions& options, Width heads, Generator& init, Active active = {});
@@ -48,6 +53,7 @@ class MultiHeadAttention : public Layer {
 
  private:
   Tensor attend(const Tensor& x, const ForwardContext& ctx, KvCache* cache);
+  int64_t group() const { return options_.kv_heads_max > 0 ? options_.heads_max / options_.kv_heads_max : 1; }
   AttentionOptions options_;
   Width heads_;
 };

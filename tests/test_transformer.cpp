@@ -25,7 +25,7 @@ namespace {
 using testing::random_tensor;
 
 struct Heads {
-  SubModelSpace space{AxisList{Axis{"heads", {1, 2, 3}}}};
+  SubModelSpace space{AxisList{Axis{"heads", {1, 2, 3, 4}}}};
   SubModel sub(int64_t h) const { return space.parse("heads=" + std::to_string(h)); }
 };
 
@@ -34,8 +34,10 @@ std::vector<double> values(const Tensor& t) {
   return std::vector<double>(v.begin(), v.end());
 }
 
-// Attention of the first h heads computed element by element in double from the module's weights.
-std::vector<double> reference_attention(MultiHeadAttention& m, const Tensor& x, int64_t h, int64_t dh, bool causal) {
+// Attention of the first h heads computed element by element in double from the module's weights;
+// with grouped keys and values, query head i reads key/value head i / group.
+std::vector<double> reference_attention(MultiHeadAttention& m, const Tensor& x, int64_t h, int64_t dh, bool causal,
+                                        int64_t group = 1) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), inner = m.q->weight.size(0);
   auto X = values(x), Wq = values(m.q->weight), Wk = values(m.k->weight), Wv = values(m.v->weight),
        Wo = values(m.o->weight), bq = values(m.q->bias), bk = values(m.k->bias), bv = values(m.v->bias),
@@ -56,7 +58,7 @@ std::vector<double> reference_attention(MultiHeadAttention& m, const Tensor& x, 
           if (causal && u > t) continue;
           double s = 0.0;
           for (int64_t e = 0; e < dh; ++e)
-            s += project(Wq, bq, b, t, hd * dh + e) * project(Wk, bk, b, u, hd * dh + e);
+            s += project(Wq, bq, b, t, hd * dh + e) * project(Wk, bk, b, u, hd / group * dh + e);
           p[size_t(u)] = s / std::sqrt(double(dh));
           mx = std::max(mx, p[size_t(u)]);
         }
@@ -65,7 +67,7 @@ std::vector<double> reference_attention(MultiHeadAttention& m, const Tensor& x, 
         for (int64_t e = 0; e < dh; ++e) {
           double acc = 0.0;
           for (int64_t u = 0; u < T; ++u)
-            if (!(causal && u > t)) acc += std::exp(p[size_t(u)] - mx) / z * project(Wv, bv, b, u, hd * dh + e);
+            if (!(causal && u > t)) acc += std::exp(p[size_t(u)] - mx) / z * project(Wv, bv, b, u, hd / group * dh + e);
           heads[size_t(t * h * dh + hd * dh + e)] = acc;
         }
       }
@@ -103,6 +105,47 @@ TEST(Attention, SortedHeadsEqualTheReferenceOfTheFirstHeads) {
                   std::string(causal ? "causal" : "full") + " h=" + std::to_string(h));
     }
   }
+}
+
+TEST(Attention, GroupedKeyValueHeadsServeTheirQueryHeads) {
+  Heads hs;
+  Generator init(6);
+  AttentionOptions o;
+  o.dim = 8;
+  o.heads_max = 4;
+  o.kv_heads_max = 2;  // query heads 0, 1 read key/value head 0; heads 2, 3 head 1
+  o.head_dim = 3;
+  for (bool causal : {false, true}) {
+    o.causal = causal;
+    MultiHeadAttention attn(o, axis_width("heads"), init);
+    EXPECT_EQ(attn.k->weight.size(0), 6);  // 2 key heads of 3
+    Tensor x = random_tensor({2, 5, 8}, 13);
+    for (int64_t h : {1, 2, 3, 4}) {
+      const SubModel sub = hs.sub(h);
+      NoGradGuard no_grad;
+      Tensor y = attn.forward(x, {sub, hs.space.index_of(sub), nullptr});
+      expect_near(to_vector<float>(y), reference_attention(attn, x, h, 3, causal, 2), 1e-5,
+                  std::string(causal ? "causal" : "full") + " h=" + std::to_string(h));
+    }
+    // h = 3 uses both key/value heads, h = 2 only the first: the window of k's rows follows.
+    for (auto& [name, p] : attn.named_parameters()) {
+      if (name != "k.weight" && name != "v.weight") continue;
+      EXPECT_EQ(p->active_shape(hs.sub(3))[0], 6) << name;
+      EXPECT_EQ(p->active_shape(hs.sub(2))[0], 3) << name;
+    }
+  }
+  o.kv_heads_max = 3;
+  EXPECT_THROW(MultiHeadAttention(o, axis_width("heads"), init), Error);  // 3 does not divide 4
+  // The gradient reaches each key/value head from every query head it serves.
+  o.kv_heads_max = 2;
+  o.dim = 4;
+  o.head_dim = 2;
+  o.rope = true;
+  MultiHeadAttention small(o, axis_width("heads"), init);
+  Tensor x = testing::leaf(random_tensor({1, 3, 4}, 14));
+  const SubModel sub = hs.sub(3);
+  testing::expect_gradcheck([&](const std::vector<Tensor>& in) { return small.forward(in[0], {sub, 2, nullptr}); },
+                            {x, small.q->weight, small.k->weight, small.v->weight, small.o->weight});
 }
 
 TEST(Attention, CausalOutputsIgnoreLaterTokens) {
@@ -287,6 +330,25 @@ TEST(Llama, CachedDecodingEqualsTheFullForward) {
   }
   testing::expect_close(got, ref, 1e-5f, "cached logits");
   EXPECT_EQ(caches[0].length(), int64_t(seq.size()));
+}
+
+TEST(Llama, GroupedHeadsCachedDecodingEqualsTheFullForward) {
+  LlamaConfig c = tiny_llama();
+  c.kv_heads = 1;  // both query heads share one key/value head
+  SortedLlama m(c, 16);
+  NoGradGuard no_grad;
+  const std::vector<int64_t> seq{3, 17, 9, 9, 30, 1};
+  const SubModel full = m.space().at(m.space().size() - 1);
+  std::vector<float> ref = to_vector<float>(m.forward(tokens_of(seq), {full, 3, nullptr}));
+  std::vector<KvCache> caches(4);
+  Tensor h = m.run_blocks(m.embed(tokens_of({3, 17})), 0, 4, caches);
+  std::vector<float> got = to_vector<float>(m.exit_logits(h).contiguous());
+  for (size_t i = 2; i < seq.size(); ++i) {
+    std::vector<float> step = to_vector<float>(m.exit_logits(m.run_blocks(m.embed(tokens_of({seq[i]})), 0, 4, caches)));
+    got.insert(got.end(), step.begin(), step.end());
+  }
+  testing::expect_close(got, ref, 1e-5f, "cached logits");
+  EXPECT_EQ(caches[0].k.size(1), 1);  // the cache holds the one shared head
 }
 
 TEST(Llama, SoftGradientIsTheMeanOfTheExitGradients) {
