@@ -10,7 +10,10 @@
 #include <cmath>
 #include <functional>
 
+#include "core/grad_mode.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "models/decoding.h"
+#include "models/llama.h"
 #include "models/model.h"
 #include "test_util.h"
 #include "train/optimizer.h"
@@ -440,6 +443,71 @@ TEST_F(Cuda, ModelsTrainOnTheGpuLikeOnTheCpu) {
       }
     }
     EXPECT_LT(std::sqrt(num / den), std::string(name) == "fmnist-mlp" ? 1e-4 : 5e-3) << name << ": whole state";
+  }
+}
+
+}  // namespace
+}  // namespace sn
+
+namespace sn {
+namespace {
+
+// The transformers on the GPU: W3's encoder (sub-models of every axis) and a small sorted
+// decoder (SoFT gradients, grouped key/value heads, cached decoding) against their CPU twins.
+TEST_F(Cuda, TransformersMatchTheCpu) {
+  auto vit_c = make_model({"fmnist-vit", BnStats::per_submodel, 5});
+  auto vit_g = make_model({"fmnist-vit", BnStats::per_submodel, 5});
+  vit_g->to(Device::cuda());
+  Tensor x = random_tensor({4, 1, 28, 28}, 150);
+  const SubModelSpace& space = vit_c->space();
+  for (int64_t index : {space.size() - 1, int64_t(0), space.size() / 3}) {
+    const SubModel sub = space.at(index);
+    Tensor lc = vit_c->forward(x, {sub, index, nullptr}), lg = vit_g->forward(gpu(x), {sub, index, nullptr});
+    EXPECT_LT(rel_l2(lg, lc), 1e-4) << "fmnist-vit " << sub.str();
+  }
+
+  for (int64_t kv_heads : {0, 1}) {
+    LlamaConfig c;
+    c.vocab = 32;
+    c.dim = 16;
+    c.layers = 4;
+    c.heads = 2;
+    c.kv_heads = kv_heads;
+    c.head_dim = 8;
+    c.ffn = 24;
+    c.context = 32;
+    c.exits = {1, 2, 3, 4};
+    SortedLlama on_cpu(c, 6), on_gpu(c, 6);
+    on_gpu.to(Device::cuda());
+    std::vector<int64_t> t(2 * 12);
+    for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t(i * 7 % 32);
+    Tensor tokens = from_vector(t, {2, 12});
+    Tensor in = tokens.narrow(1, 0, 11).contiguous(), target = tokens.narrow(1, 1, 11).contiguous();
+    Tensor loss_c = soft_loss(on_cpu, in, target), loss_g = soft_loss(on_gpu, gpu(in), gpu(target));
+    EXPECT_NEAR(loss_g.item(), loss_c.item(), 1e-4 * std::abs(loss_c.item())) << "SoFT loss";
+    loss_c.backward();
+    loss_g.backward();
+    auto pc = on_cpu.named_parameters(), pg = on_gpu.named_parameters();
+    for (size_t i = 0; i < pc.size(); ++i)
+      EXPECT_LT(rel_l2(pg[i].second->tensor.grad(), pc[i].second->tensor.grad()), 1e-4) << pc[i].first;
+
+    // Cached decoding: the logits of every step agree; speculative decoding on the GPU gives the
+    // GPU's own greedy output.
+    NoGradGuard no_grad;
+    std::vector<KvCache> cc(4), cg(4);
+    Tensor hc = on_cpu.run_blocks(on_cpu.embed(in.narrow(0, 0, 1).contiguous()), 0, 4, cc);
+    Tensor hg = on_gpu.run_blocks(on_gpu.embed(gpu(in.narrow(0, 0, 1).contiguous())), 0, 4, cg);
+    EXPECT_LT(rel_l2(on_gpu.exit_logits(hg), on_cpu.exit_logits(hc)), 1e-4) << "prefill logits";
+    for (int64_t token : {5, 9, 31}) {
+      const Tensor one = from_vector(std::vector<int64_t>{token}, {1, 1});
+      Tensor step_c = on_cpu.exit_logits(on_cpu.run_blocks(on_cpu.embed(one), 0, 4, cc));
+      Tensor step_g = on_gpu.exit_logits(on_gpu.run_blocks(on_gpu.embed(gpu(one)), 0, 4, cg));
+      EXPECT_LT(rel_l2(step_g, step_c), 1e-4) << "cached step after " << token;
+    }
+    const std::vector<int64_t> prompt{3, 1, 4, 1, 5};
+    SpeculativeOptions o;
+    o.draft_exit = 1;
+    EXPECT_EQ(speculative_decode(on_gpu, prompt, 20, o), greedy_decode(on_gpu, prompt, 20, 4));
   }
 }
 
