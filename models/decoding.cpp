@@ -239,6 +239,7 @@ std::vector<int64_t> speculative_decode(SortedLlama& model, const std::vector<in
   SN_CHECK(o.draft_exit == 0 || (o.draft_exit >= 1 && o.draft_exit < L), "decode", "the draft exit ", o.draft_exit,
            " must lie in [1, ", L, ") (0: choose)");
   SN_CHECK(o.max_draft >= 1 && o.first_draft >= 1, "decode", "draft lengths must be positive");
+  SN_CHECK(o.draft_exit > 0 || c.exits.size() >= 2, "decode", "the model has no exit before the last to draft with");
   NoGradGuard no_grad;
   const auto t0 = Clock::now();
   const Device device = model.device();

@@ -1,6 +1,8 @@
 // nn/attention.cpp — sorted-head attention, RoPE, the feed-forward network and the pre-norm block.
 #include "nn/attention.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <limits>
 
@@ -55,11 +57,26 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Width heads, G
   this->o = register_module("o", std::make_shared<Linear>(inner, o.dim, rows, dim, init, o.bias));
 }
 
-void KvCache::truncate(int64_t T) {
-  if (!k.defined() || T >= length()) return;
-  k = T == 0 ? Tensor() : k.narrow(2, 0, T).contiguous();
-  v = T == 0 ? Tensor() : v.narrow(2, 0, T).contiguous();
+void KvCache::append(const Tensor& k, const Tensor& v) {
+  NoGradGuard no_grad;
+  const int64_t T = k.size(2);
+  if (length_ + T > capacity()) {  // grow: a larger buffer, the filled part copied once
+    Shape sizes = k.sizes();
+    sizes[2] = std::max({int64_t(64), 2 * capacity(), length_ + T});
+    Tensor k_new = empty(sizes, k.dtype(), k.device()), v_new = empty(sizes, v.dtype(), v.device());
+    if (length_ > 0) {
+      k_new.narrow(2, 0, length_).copy_(keys());
+      v_new.narrow(2, 0, length_).copy_(values());
+    }
+    k_ = k_new;
+    v_ = v_new;
+  }
+  k_.narrow(2, length_, T).copy_(k);
+  v_.narrow(2, length_, T).copy_(v);
+  length_ += T;
 }
+
+void KvCache::truncate(int64_t T) { length_ = std::clamp<int64_t>(T, 0, length_); }
 
 Tensor MultiHeadAttention::forward(const Tensor& x, const ForwardContext& ctx) { return attend(x, ctx, nullptr); }
 
@@ -83,18 +100,14 @@ Tensor MultiHeadAttention::attend(const Tensor& x, const ForwardContext& ctx, Kv
     qh = rope(qh, past);
     kh = rope(kh, past);
   }
-  if (past > 0) {
-    SN_CHECK(cache->k.size(0) == B && cache->k.size(1) == kvh, "attention", "the cache holds ", cache->k.size(1),
-             " heads of ", cache->k.size(0), " sequences, the call ", kvh, " of ", B);
-    kh = cat({cache->k, kh}, 2);
-    vh = cat({cache->v, vh}, 2);
+  if (cache) {  // decoding: the new keys and values join the cache (constants, no graph)
+    SN_CHECK(past == 0 || (cache->batch() == B && cache->heads() == kvh), "attention", "the cache holds ",
+             cache->heads(), " heads of ", cache->batch(), " sequences, the call ", kvh, " of ", B);
+    cache->append(kh.detach(), vh.detach());
+    kh = cache->keys();
+    vh = cache->values();
   }
   const int64_t S = past + T;  // keys: the cached positions, then the new ones
-  if (cache) {  // decoding: the cache keeps constants (no graph)
-    NoGradGuard no_grad;
-    cache->k = kh.detach().contiguous();
-    cache->v = vh.detach().contiguous();
-  }
   if (g > 1) {  // each key/value head serves the next `group` query heads
     auto spread = [&](const Tensor& t) {
       std::vector<Tensor> per_query;
@@ -108,7 +121,7 @@ Tensor MultiHeadAttention::attend(const Tensor& x, const ForwardContext& ctx, Kv
   kh = kh.reshape({B * h, S, dh});
   vh = vh.reshape({B * h, S, dh});
   Tensor scores = matmul(qh, kh.transpose(1, 2)) * (1.f / std::sqrt(float(dh)));
-  if (options_.causal) scores = scores + causal_mask(T, x.device(), past);
+  if (options_.causal && T > 1) scores = scores + causal_mask(T, x.device(), past);  // one new token sees all
   Tensor out = matmul(softmax(scores, -1), vh);                                 // [B·h, T, dh]
   out = out.view({B, h, T, dh}).permute({0, 2, 1, 3}).reshape({B, T, h * dh});  // heads side by side
   return o->forward(out, ctx);

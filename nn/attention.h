@@ -29,12 +29,26 @@ struct AttentionOptions {
   bool rope = false;
 };
 
-// Keys and values one attention layer has seen, [B, h_kv, T, dh] each (empty before the first
-// token); h_kv = h without grouped heads.
-struct KvCache {
-  Tensor k, v;
-  int64_t length() const { return k.defined() ? k.size(2) : 0; }
+// Keys and values one attention layer has seen: buffers [B, h_kv, capacity, dh] whose first
+// length() positions are filled (h_kv = h without grouped heads). Appending writes in place and
+// doubles the capacity when full; truncating only moves the length, so dropping rejected draft
+// tokens costs nothing.
+class KvCache {
+ public:
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return k_.defined() ? k_.size(2) : 0; }
+  int64_t batch() const { return k_.defined() ? k_.size(0) : 0; }
+  int64_t heads() const { return k_.defined() ? k_.size(1) : 0; }
+  // The filled positions, [B, h_kv, length, dh]: views of the buffers.
+  Tensor keys() const { return k_.narrow(2, 0, length_); }
+  Tensor values() const { return v_.narrow(2, 0, length_); }
+  // Appends positions [B, h_kv, T, dh] (constants: no graph).
+  void append(const Tensor& k, const Tensor& v);
   void truncate(int64_t T);  // keep the first T positions (rejected draft tokens are dropped)
+
+ private:
+  Tensor k_, v_;
+  int64_t length_ = 0;
 };
 
 // Multi-head self-attention over x [B, T, dim]. A sub-model uses heads(sub) heads: the first

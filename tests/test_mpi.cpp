@@ -65,3 +65,19 @@ TEST(Mpi, BroadcastFromRankZero) {
   EXPECT_EQ(value, 42);
   c.barrier();
 }
+
+#ifdef SN_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+
+// GPU gradients under the MPI communicator: packed on the device, staged through host memory.
+TEST(Mpi, GpuWindowsAreReducedThroughHostMemory) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device present: GPU part skipped";
+  Communicator& c = comm();
+  const float r = float(c.rank() + 1);
+  Tensor a = full({6, 5}, r).to(Device::cuda());
+  all_reduce_windows(c, {a}, {{3, 4}}, 1.f / float(c.size()));
+  std::vector<float> v = to_vector<float>(a.to(Device::cpu()));
+  EXPECT_FLOAT_EQ(v[0], float(c.size() + 1) / 2.f);  // the mean of 1..size inside the window
+  EXPECT_EQ(v[4], r);                                // column 4: outside
+}
+#endif

@@ -148,6 +148,22 @@ TEST(Attention, GroupedKeyValueHeadsServeTheirQueryHeads) {
                             {x, small.q->weight, small.k->weight, small.v->weight, small.o->weight});
 }
 
+TEST(KvCache, AppendsInPlaceGrowsAndTruncatesByLength) {
+  KvCache cache;
+  Tensor a = random_tensor({1, 2, 50, 4}, 20), b = random_tensor({1, 2, 30, 4}, 21), c = random_tensor({1, 2, 5, 4}, 22);
+  cache.append(a, a * 2.f);
+  EXPECT_EQ(cache.capacity(), 64);
+  cache.append(b, b * 2.f);  // 80 positions: the buffer grew, the first 50 were kept
+  EXPECT_EQ(cache.length(), 80);
+  EXPECT_GE(cache.capacity(), 128);
+  EXPECT_EQ(to_vector<float>(cache.keys().contiguous()), to_vector<float>(cat({a, b}, 2)));
+  EXPECT_EQ(to_vector<float>(cache.values().contiguous()), to_vector<float>(cat({a, b}, 2) * 2.f));
+  cache.truncate(40);  // drop positions 40..79; the next append overwrites them
+  cache.append(c, c);
+  EXPECT_EQ(cache.length(), 45);
+  EXPECT_EQ(to_vector<float>(cache.keys().contiguous()), to_vector<float>(cat({a.narrow(2, 0, 40), c}, 2)));
+}
+
 TEST(Attention, CausalOutputsIgnoreLaterTokens) {
   Heads hs;
   Generator init(4);
@@ -348,7 +364,7 @@ TEST(Llama, GroupedHeadsCachedDecodingEqualsTheFullForward) {
     got.insert(got.end(), step.begin(), step.end());
   }
   testing::expect_close(got, ref, 1e-5f, "cached logits");
-  EXPECT_EQ(caches[0].k.size(1), 1);  // the cache holds the one shared head
+  EXPECT_EQ(caches[0].heads(), 1);  // the cache holds the one shared head
 }
 
 TEST(Llama, SoftGradientIsTheMeanOfTheExitGradients) {

@@ -3,8 +3,10 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "autograd/ops.h"
+#include "core/grad_mode.h"
 
 namespace sn {
 namespace {
@@ -43,7 +45,47 @@ void for_each_window_row(const Tensor& t, const Shape& window, F&& f) {
   }
 }
 
+// The GPU version: the windows are packed into one device buffer by strided copies, reduced
+// there, and copied back scaled.
+void all_reduce_device_windows(Communicator& comm, const std::vector<Tensor>& grads, const std::vector<Shape>& windows,
+                               Device device, int64_t total, float scale) {
+  NoGradGuard no_grad;
+  Tensor packed = empty({total}, DType::f32, device);
+  auto each = [&](auto&& f) {
+    int64_t at = 0;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const int64_t n = grads[i].defined() ? numel_of(windows[i]) : 0;
+      if (n == 0) continue;
+      f(grads[i].prefix(windows[i]), packed.narrow(0, at, n).view(windows[i]));
+      at += n;
+    }
+  };
+  each([](Tensor window, Tensor slot) { slot.copy_(window); });
+  comm.all_reduce_sum_tensor(packed);
+  if (scale != 1.f) packed = packed * scale;
+  each([](Tensor window, Tensor slot) { window.copy_(slot); });
+}
+
 }  // namespace
+
+void Communicator::all_reduce_sum_tensor(const Tensor& t) {
+  SN_CHECK(t.dtype() == DType::f32 && t.is_contiguous(), "all_reduce", "expects a contiguous f32 tensor, got ", t.str());
+  if (t.device().is_cpu()) return all_reduce_sum(static_cast<float*>(t.data_ptr()), t.numel());
+  NoGradGuard no_grad;
+  Tensor host = t.to(Device::cpu()), target = t;
+  all_reduce_sum(static_cast<float*>(host.data_ptr()), host.numel());
+  target.copy_(host);
+}
+
+void Communicator::broadcast_tensor(const Tensor& t, int root) {
+  SN_CHECK(t.is_contiguous(), "broadcast", "expects a contiguous tensor, got ", t.str());
+  const int64_t bytes = t.numel() * int64_t(element_size(t.dtype()));
+  if (t.device().is_cpu()) return broadcast(t.data_ptr(), bytes, root);
+  NoGradGuard no_grad;
+  Tensor host = t.to(Device::cpu()), target = t;
+  broadcast(host.data_ptr(), bytes, root);
+  target.copy_(host);
+}
 
 std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
 
@@ -68,10 +110,13 @@ void all_reduce_windows(Communicator& comm, const std::vector<Tensor>& grads, co
   SN_CHECK(grads.size() == windows.size(), "all_reduce_windows", grads.size(), " tensors but ", windows.size(),
            " windows");
   int64_t total = 0;
+  Device device = Device::cpu();
+  bool first = true;
   for (size_t i = 0; i < grads.size(); ++i) {
     if (!grads[i].defined()) continue;
-    SN_CHECK(grads[i].dtype() == DType::f32 && grads[i].device().is_cpu(), "all_reduce_windows",
-             "expects f32 CPU tensors, got ", grads[i].str());
+    if (std::exchange(first, false)) device = grads[i].device();
+    SN_CHECK(grads[i].dtype() == DType::f32 && grads[i].device() == device, "all_reduce_windows",
+             "expects f32 tensors on one device, got ", grads[i].str(), " beside ", device.str());
     SN_CHECK(windows[i].size() == size_t(grads[i].dim()), "all_reduce_windows", "window ", shape_str(windows[i]),
              " does not fit ", grads[i].str());
     for (size_t d = 0; d < windows[i].size(); ++d)
@@ -80,6 +125,7 @@ void all_reduce_windows(Communicator& comm, const std::vector<Tensor>& grads, co
     total += numel_of(windows[i]);
   }
   if (total == 0) return;
+  if (device.is_cuda()) return all_reduce_device_windows(comm, grads, windows, device, total, scale);
   std::vector<float> packed(static_cast<size_t>(total));
   float* out = packed.data();
   for (size_t i = 0; i < grads.size(); ++i)
@@ -98,6 +144,11 @@ void all_reduce_windows(Communicator& comm, const std::vector<Tensor>& grads, co
 #ifndef SN_WITH_MPI
 std::unique_ptr<Communicator> make_mpi_communicator(double) {
   fail("comm", "this sortednet was built without MPI (install libopenmpi-dev and rebuild)");
+}
+#endif
+#ifndef SN_WITH_NCCL_COMM
+std::unique_ptr<Communicator> make_nccl_communicator(double) {
+  fail("comm", "this sortednet was built without NCCL (it needs CUDA and NCCL at configure time)");
 }
 #endif
 

@@ -203,6 +203,7 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
   save_checkpoint(ckpt, *model, optimizer, c, s);
   std::vector<EvalRow> rows = evaluate_language_model(*model, corpus.valid, c);
   write_eval_csv(out + "/eval.csv", rows);
+  write_eval_svg(out + "/eval.svg", rows, c.model + ": next-byte accuracy of every exit");
   return rows;
 }
 

@@ -14,7 +14,7 @@ namespace sn {
 // bytes; train.objective = "soft" (the mean of every exit's loss, one pass) or "sampled" (the
 // full model and one random shallower exit per step, two passes). Logs to OUT/metrics.jsonl,
 // checkpoints to OUT/checkpoint.safetensors, evaluates every exit on the held-out bytes
-// (OUT/eval.csv). Returns the evaluation rows.
+// (OUT/eval.csv, OUT/eval.svg). Returns the evaluation rows.
 std::vector<EvalRow> train_language_model(const TrainConfig& config, const std::string& out_dir, bool resume);
 
 // Per exit: next-byte accuracy, validation loss (nats per byte) over the held-out windows (at

@@ -115,16 +115,28 @@ std::pair<Dataset, Dataset> load_datasets(const TrainConfig& c) {
   return {train, test};
 }
 
+namespace {
+
+// One process: local. Under mpirun: NCCL for a GPU recipe where it is built (MPI otherwise,
+// GPU tensors then staged through host memory), MPI for a CPU recipe.
+std::unique_ptr<Communicator> make_job_communicator(const TrainConfig& c) {
+  if (!launched_by_mpi()) return make_local_communicator();
+#ifdef SN_WITH_NCCL_COMM
+  if (Device::parse(c.device).is_cuda()) return make_nccl_communicator(c.comm_timeout_s);
+#endif
+  return make_mpi_communicator(c.comm_timeout_s);
+}
+
+}  // namespace
+
 Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
     : config_(std::move(config)), out_dir_(std::move(out_dir)), dropout_rng_(config_.seed, 0xd0) {
-  comm_ = launched_by_mpi() ? make_mpi_communicator(config_.comm_timeout_s) : make_local_communicator();
+  comm_ = make_job_communicator(config_);  // first: an NCCL rank selects its GPU before CUDA is used
   make_dir(out_dir_);
   std::tie(train_set_, test_set_) = load_datasets(config_);
   model_ = make_model({config_.model, parse_bn_stats(config_.bn_stats), config_.seed});
   device_ = Device::parse(config_.device);
   check_device(device_);
-  SN_CHECK(device_.is_cpu() || comm_->size() == 1, "train", "data-parallel training on GPUs needs the NCCL "
-           "backend, which is not built yet: run one process per job with train.device = \"", config_.device, "\"");
   model_->to(device_);  // before the optimizer, whose state is allocated beside each parameter
   const SubModelSpace& space = model_->space();
   SN_CHECK(model_->input_shape() == Shape(train_set_.images.sizes().begin() + 1, train_set_.images.sizes().end()),
@@ -189,7 +201,7 @@ void Trainer::broadcast_state() {
   Communicator& c = *comm_;
   auto bcast = [&](const Tensor& t) {
     SN_CHECK(t.is_contiguous(), "train", "cannot broadcast a non-contiguous tensor ", t.str());
-    c.broadcast(t.data_ptr(), t.numel() * int64_t(element_size(t.dtype())), 0);
+    c.broadcast_tensor(t, 0);
   };
   for (auto& [name, p] : model_->named_parameters()) bcast(p->tensor);
   for (auto& [name, b] : model_->named_buffers()) bcast(*b);
