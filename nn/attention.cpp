@@ -59,10 +59,15 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Width heads, G
 
 void KvCache::append(const Tensor& k, const Tensor& v) {
   NoGradGuard no_grad;
+  SN_CHECK(k.dim() == 4 && v.sizes() == k.sizes(), "kv_cache", "appends keys and values [B, h, T, dh], got ",
+           shape_str(k.sizes()), " and ", shape_str(v.sizes()));
   const int64_t T = k.size(2);
-  if (length_ + T > capacity()) {  // grow: a larger buffer, the filled part copied once
+  const bool same_rows = k_.defined() && k_.size(0) == k.size(0) && k_.size(1) == k.size(1) && k_.size(3) == k.size(3);
+  SN_CHECK(length_ == 0 || same_rows, "kv_cache", "holds [", batch(), ", ", heads(), ", ", length_, ", ",
+           k_.defined() ? k_.size(3) : 0, "], cannot append ", shape_str(k.sizes()));
+  if (!same_rows || length_ + T > capacity()) {  // grow: a larger buffer, the filled part copied once
     Shape sizes = k.sizes();
-    sizes[2] = std::max({int64_t(64), 2 * capacity(), length_ + T});
+    sizes[2] = std::max({int64_t(64), same_rows ? 2 * capacity() : 0, length_ + T});
     Tensor k_new = empty(sizes, k.dtype(), k.device()), v_new = empty(sizes, v.dtype(), v.device());
     if (length_ > 0) {
       k_new.narrow(2, 0, length_).copy_(keys());

@@ -43,12 +43,6 @@ std::vector<SubModel> pick(const Model& model, const std::vector<std::string>& s
   return subs;
 }
 
-std::string fmt_exit(int64_t exit, double acceptance, double cost) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%lld: %.2f, %.2f", (long long)exit, acceptance, cost);
-  return buf;
-}
-
 int run_eval(const std::string& checkpoint, const std::vector<std::string>& specs, const std::vector<std::string>& sets,
              const std::string& out_csv, const std::vector<std::string>& early_exit) {
   const std::string file = checkpoint_file(checkpoint);
@@ -136,6 +130,13 @@ int run_predict(const std::string& checkpoint, const std::string& spec, int64_t 
   return 0;
 }
 
+// "exit: acceptance, cost" of one exit measured for the draft-exit choice.
+std::string fmt_exit(int64_t exit, double acceptance, double cost) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%lld: %.2f, %.2f", (long long)exit, acceptance, cost);
+  return buf;
+}
+
 // Prints the continuation and the decoding statistics. Early-exit and speculative decoding
 // are compared with plain decoding of the full model (same sampling): the speed-up, and for
 // greedy decoding whether the outputs agree (speculative decoding must: exit status 1 if not).
@@ -161,7 +162,7 @@ int run_generate(const CliArgs& a) {
   DecodeOptions plain;
   plain.exit = a.exit > 0 ? a.exit : L;
   plain.sampling = sampling;
-  // Every timed decode runs once to warm up (filling the allocator's cache with the sizes that run
+  // Every compared decode runs once to warm up (filling the allocator's cache with the sizes that run
   // needs: its caches grow token by token), then three times; the fastest run is reported, so
   // that the comparison is of warm runs and as little as possible of the machine's other load.
   auto best_of_three = [](auto&& run) {
@@ -174,13 +175,16 @@ int run_generate(const CliArgs& a) {
     }
     return std::pair{out, best};
   };
-  const auto [reference, full] = best_of_three([&](DecodeStats& st) { return decode(*model, prompt, a.max_new, plain, &st); });
-  if (a.early_exit.empty() && !a.speculative) {
-    std::printf("%s%s\n", a.prompt.c_str(), text(reference).c_str());
+  if (a.early_exit.empty() && !a.speculative) {  // plain decoding: one run
+    DecodeStats st;
+    const std::vector<int64_t> out = decode(*model, prompt, a.max_new, plain, &st);
+    std::printf("%s%s\n", a.prompt.c_str(), text(out).c_str());
     std::fprintf(stderr, "exit %lld%s: %lld bytes in %.3f s, %.1f bytes/s\n", (long long)plain.exit,
-                 greedy ? ", greedy" : ", sampled", (long long)full.new_tokens, full.seconds, rate(full));
+                 greedy ? ", greedy" : ", sampled", (long long)st.new_tokens, st.seconds, rate(st));
     return 0;
   }
+  const auto [reference, full] =
+      best_of_three([&](DecodeStats& st) { return decode(*model, prompt, a.max_new, plain, &st); });
   auto same = [&](const std::vector<int64_t>& out) {
     if (!greedy) return std::string("(sampled: the same distribution, other draws)");
     if (out == reference) return std::string("yes");
@@ -218,12 +222,13 @@ int run_generate(const CliArgs& a) {
   }
   o.max_draft = a.max_draft;
   o.sampling = sampling;
-  const auto [out, st] = best_of_three([&](DecodeStats& s) { return speculative_decode(*model, prompt, a.max_new, o, &s); });
+  const auto [out, st] =
+      best_of_three([&](DecodeStats& s) { return speculative_decode(*model, prompt, a.max_new, o, &s); });
   std::printf("%s%s\n", a.prompt.c_str(), text(out).c_str());
   if (!st.exit_agreement.empty()) {
     std::string measured;
     for (size_t e = 0; e + 1 < st.exit_agreement.size(); ++e)
-      measured += fmt_exit(model->config().exits[e], st.exit_agreement[e], st.exit_cost[e]) + (e + 2 < st.exit_agreement.size() ? "; " : "");
+      measured += (e ? "; " : "") + fmt_exit(model->config().exits[e], st.exit_agreement[e], st.exit_cost[e]);
     std::fprintf(stderr, "draft exit chosen on the prompt: %lld (acceptance, cost per exit: %s)\n",
                  (long long)st.draft_exit, measured.c_str());
   }
