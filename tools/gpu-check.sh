@@ -2,7 +2,8 @@
 # The GPU check: run from the repository root on a machine with an NVIDIA GPU and CUDA 13 but none
 # of the Debian -dev packages. Builds the CUDA targets into build-gpu/ against .gpu-deps/ (made by
 # tools/gpu-deps.sh elsewhere and copied along), runs the `cuda` ctest suites, bench_gpu and the
-# W2 training-step comparison with PyTorch where those exist, and prints a short table last.
+# W2 training-step comparison with PyTorch where those exist, W2 and W4 trained briefly on the
+# GPU, and prints a short table last.
 # Every phase has a time limit and the script goes on to the table when one fails; it exits
 # non-zero if any failed. Logs: $OUT when set, else build-gpu/logs. docs/performance-gpu.md.
 #
@@ -284,6 +285,7 @@ table() {
   [[ -n "${compare_ran:-}" ]] && args+=(--compare-log "$log/compare.log")
   [[ -n "${train_ran:-}" ]] && args+=(--train-log "$log/train.log")
   [[ -n "${conv_ran:-}" ]] && args+=(--conv-log "$log/conv.log")
+  [[ -n "${lm_ran:-}" ]] && args+=(--lm-log "$log/lm.log")
   for e in "${extra[@]}"; do args+=(--extra "$e"); done
   local py=python3
   command -v python3 >/dev/null 2>&1 || py=${python:-python3}
@@ -387,6 +389,19 @@ if [[ -x "$build/bin/sortednet" && -d "$kit/data/fashion-mnist" ]]; then
     --set data.test_limit=2000 --set train.log_every=100
 elif [[ -x "$build/bin/sortednet" ]]; then
   record train "skipped(no data in .gpu-deps)" 0
+fi
+
+# ---- W4 on the GPU: SoFT steps, every exit evaluated, self-speculative decoding (same output) ----
+lm_ran=""
+if [[ -x "$build/bin/sortednet" && -d "$kit/data/fortunes" ]]; then
+  lm_ran=1
+  rm -rf "$build/train-w4"
+  run_phase lm 60 "$log/lm.log" bash -c "'$build/bin/sortednet' train --config configs/fortunes-llama.toml \
+    --device cuda --out '$build/train-w4' --set data.dir='$kit/data/fortunes' --set train.max_steps=60 \
+    --set train.log_every=20 && '$build/bin/sortednet' generate --checkpoint '$build/train-w4' --prompt 'The ' \
+    --max-new 64 --speculative --draft-exit 2"
+elif [[ -x "$build/bin/sortednet" ]]; then
+  record lm "skipped(no corpus in .gpu-deps)" 0
 fi
 
 echo

@@ -89,6 +89,11 @@ if [[ -d /usr/share/datasets/fashion-mnist ]]; then
   mkdir -p "$kit/data"
   cp -r /usr/share/datasets/fashion-mnist "$kit/data/"
 fi
+# The fortunes corpus (2.6 MB of text, the `fortunes` package), for the GPU check's W4 run.
+if [[ -d /usr/share/games/fortunes ]]; then
+  mkdir -p "$kit/data/fortunes"
+  find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' -exec cp {} "$kit/data/fortunes/" \;
+fi
 echo "gpu-deps.sh: $copied files in .gpu-deps/, $(du -sh "$kit" | cut -f1) ($(du -sb "$kit" | cut -f1) bytes)"
 
 [[ $verify -eq 1 ]] || exit 0

@@ -161,6 +161,7 @@ def main():
     ap.add_argument("--bench-json")
     ap.add_argument("--compare-log")
     ap.add_argument("--train-log")
+    ap.add_argument("--lm-log")
     ap.add_argument("--conv-log")
     ap.add_argument("--extra", action="append", default=[], help="a line printed under the header")
     args = ap.parse_args()
@@ -202,6 +203,14 @@ def main():
         keep += rows[:1] + rows[-1:]
         keep += [l for l in lines if l.startswith("error") or "wall" in l][-2:]
         compare = ["W2 demo recipe, one epoch on the GPU:"] + [l[:150] for l in keep] + compare
+
+    text = read(args.lm_log) if args.lm_log else None
+    if text:  # W4: the last step line, each exit's row, the speculative decoding line
+        lines = text.splitlines()
+        keep = [l for l in lines if l.startswith("step ")][-1:]
+        keep += [l for l in lines if re.match(r"^depth=\d", l)]
+        keep += [l for l in lines if l.startswith(("speculative", "error"))][-1:]
+        compare = ["W4 on the GPU (SoFT steps, exits, speculative decoding):"] + [l[:150] for l in keep] + compare
 
     text = read(args.conv_log) if args.conv_log else None
     if text:  # bench_train_step's W2 lines under each convolution path
