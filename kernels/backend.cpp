@@ -52,6 +52,31 @@ void check_device(Device device) {
 #endif
 }
 
+MatmulPrecision parse_matmul_precision(const std::string& name) {
+  if (name == "fp32") return MatmulPrecision::fp32;
+  if (name == "tf32") return MatmulPrecision::tf32;
+  if (name == "bf16") return MatmulPrecision::bf16;
+  fail("config", "train.precision must be \"fp32\", \"tf32\" or \"bf16\", got \"" + name + "\"");
+}
+
+void set_matmul_precision(MatmulPrecision precision) {
+#ifdef SN_WITH_CUDA
+  set_cuda_tf32(precision != MatmulPrecision::fp32);
+  set_cuda_bf16(precision == MatmulPrecision::bf16);
+#else
+  (void)precision;
+#endif
+}
+
+MatmulPrecision matmul_precision() {
+#ifdef SN_WITH_CUDA
+  if (cuda_bf16()) return MatmulPrecision::bf16;
+  return cuda_tf32() ? MatmulPrecision::tf32 : MatmulPrecision::fp32;
+#else
+  return MatmulPrecision::tf32;  // the default setting; the CPU computes in fp32 regardless
+#endif
+}
+
 void register_backend(DeviceType type, Backend* backend) { g_backends[int(type)] = backend; }
 
 #define SN_MISSING(kernel) fail(kernel, std::string("not implemented on the ") + name() + " backend")

@@ -5,6 +5,8 @@
 // default, which throws an sn::Error naming the kernel and the device.
 #pragma once
 
+#include <string>
+
 #include <cstdint>
 
 #include "core/rng.h"
@@ -125,6 +127,16 @@ class Backend {
   virtual void embedding(const Tensor& y, const Tensor& weight, const Tensor& index);
   virtual void embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index);
 };
+
+// How GPU matrix products treat fp32 operands: exactly (fp32), on the TF32 tensor cores (the
+// default), or bf16 autocast (operands rounded to bf16, products accumulated in fp32 into the
+// fp32 outputs: parameters, their gradients and the optimizer stay fp32 — the master weights).
+// Linear layers and attention run through these products; convolutions through cuDNN keep
+// fp32/TF32 (the im2col fallback's GEMMs follow the setting). The CPU always computes in fp32.
+enum class MatmulPrecision { fp32, tf32, bf16 };
+MatmulPrecision parse_matmul_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"
+void set_matmul_precision(MatmulPrecision precision);
+MatmulPrecision matmul_precision();
 
 // The backend for a device; CUDA registers its own when built.
 Backend& backend_for(Device device);

@@ -4,7 +4,8 @@
 // message where no GPU is present.
 //
 // Tolerances (relative L2 error against the CPU): fp32 kernels 2e-5 (reductions in a different
-// order); GEMM-based ops run with TF32 off for parity (TF32 itself is checked at 5e-3).
+// order); GEMM-based ops run with TF32 off for parity (TF32 itself is checked at 5e-3, bf16
+// autocast at 2e-2).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -31,7 +32,10 @@ class Cuda : public ::testing::Test {
     if (!cuda_available()) GTEST_SKIP() << "no CUDA device present: CUDA test skipped";
     set_cuda_tf32(false);
   }
-  void TearDown() override { set_cuda_tf32(true); }
+  void TearDown() override {
+    set_cuda_tf32(true);
+    set_cuda_bf16(false);
+  }
 };
 
 Tensor gpu(const Tensor& t) { return t.to(Device::cuda()); }
@@ -508,6 +512,55 @@ TEST_F(Cuda, TransformersMatchTheCpu) {
     SpeculativeOptions o;
     o.draft_exit = 1;
     EXPECT_EQ(speculative_decode(on_gpu, prompt, 20, o), greedy_decode(on_gpu, prompt, 20, 4));
+  }
+}
+
+}  // namespace
+}  // namespace sn
+
+namespace sn {
+namespace {
+
+// bf16 autocast: the products of a nested weight window (forward, dX, dW accumulated into the
+// fp32 window) within bf16's precision of the CPU's fp32, and measurably not the fp32 result.
+TEST_F(Cuda, Bf16AutocastMatmulOnWindowsStaysWithinItsPrecision) {
+  Tensor w = random_tensor({64, 64}, 160), x = random_tensor({32, 40}, 161);
+  auto f = [](const std::vector<Tensor>& in) { return matmul(in[1], in[0].narrow(0, 0, 48).narrow(1, 0, 40).t()); };
+  set_matmul_precision(MatmulPrecision::bf16);
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::bf16);
+  expect_parity({w, x}, f, 2e-2, "bf16 autocast x·W[:48, :40]ᵀ");
+  Tensor y16 = f({gpu(w), gpu(x)});
+  set_matmul_precision(MatmulPrecision::fp32);
+  Tensor y32 = f({gpu(w), gpu(x)});
+  EXPECT_GT(rel_l2(y16, y32.to(Device::cpu())), 1e-5) << "the bf16 setting changed nothing";
+}
+
+// The language model's SoFT step under bf16 autocast stays close to the fp32 CPU step.
+TEST_F(Cuda, Bf16AutocastLanguageModelStepMatchesFp32) {
+  LlamaConfig c;
+  c.vocab = 32;
+  c.dim = 32;
+  c.layers = 2;
+  c.heads = 2;
+  c.head_dim = 16;
+  c.ffn = 48;
+  c.context = 16;
+  c.exits = {1, 2};
+  SortedLlama on_cpu(c, 7), on_gpu(c, 7);
+  on_gpu.to(Device::cuda());
+  std::vector<int64_t> t(4 * 13);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t(i * 11 % 32);
+  Tensor tokens = from_vector(t, {4, 13});
+  Tensor in = tokens.narrow(1, 0, 12).contiguous(), target = tokens.narrow(1, 1, 12).contiguous();
+  set_matmul_precision(MatmulPrecision::bf16);
+  Tensor loss_c = soft_loss(on_cpu, in, target), loss_g = soft_loss(on_gpu, gpu(in), gpu(target));
+  EXPECT_NEAR(loss_g.item(), loss_c.item(), 1e-2 * std::abs(loss_c.item()));
+  loss_c.backward();
+  loss_g.backward();
+  auto pc = on_cpu.named_parameters(), pg = on_gpu.named_parameters();
+  for (size_t i = 0; i < pc.size(); ++i) {
+    EXPECT_EQ(pg[i].second->tensor.grad().dtype(), DType::f32) << pc[i].first;  // fp32 master gradients
+    EXPECT_LT(rel_l2(pg[i].second->tensor.grad(), pc[i].second->tensor.grad()), 5e-2) << pc[i].first;
   }
 }
 

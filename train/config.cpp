@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "kernels/backend.h"
 
 namespace sn {
 namespace {
@@ -53,6 +54,7 @@ std::vector<Field> fields(TrainConfig& c) {
       {"train.comm_timeout_s", Kind::real, &c.comm_timeout_s},
       {"train.device", Kind::text, &c.device},
       {"train.objective", Kind::text, &c.objective},
+      {"train.precision", Kind::text, &c.precision},
       {"optimizer.name", Kind::text, &c.optimizer},
       {"optimizer.lr", Kind::real, &c.lr},
       {"optimizer.momentum", Kind::real, &c.momentum},
@@ -153,6 +155,7 @@ void validate(const TrainConfig& c) {
   SN_CHECK(c.context > 0, "config", "'data.context' must be positive, got ", c.context);
   SN_CHECK(c.objective == "soft" || c.objective == "sampled", "config",
            "train.objective must be \"soft\" or \"sampled\", got \"", c.objective, "\"");
+  parse_matmul_precision(c.precision);  // a clear error for anything else
   parse_bn_stats(c.bn_stats);
   parse_sampler(c.sampler);
   parse_update_semantics(c.update);

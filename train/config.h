@@ -49,6 +49,7 @@ struct TrainConfig {
   double comm_timeout_s = 300.0;
   std::string device = "cpu";  // cpu | cuda | cuda:N: where the model trains and evaluates
   std::string objective = "soft";  // language models: soft (all exits, one pass) | sampled
+  std::string precision = "tf32";  // GPU matrix products: fp32 | tf32 | bf16 (autocast, fp32 master weights)
   int64_t context = 256;           // language models: bytes per training window  // a collective waiting longer ends the job (a rank died or stalls)
   // [optimizer]
   std::string optimizer = "sgd";

@@ -1,6 +1,8 @@
 // kernels/cuda/blas.cu — GEMM on strided views through cuBLAS: nested windows and transposed
 // views pass their leading dimensions straight through (no copies); dW accumulates in place with
-// beta = 1. fp32 runs on the TF32 tensor cores unless set_cuda_tf32(false).
+// beta = 1. fp32 runs on the TF32 tensor cores unless set_cuda_tf32(false); with set_cuda_bf16
+// the operands are rounded to bf16 (packed copies) and multiplied on the bf16 tensor cores,
+// accumulating in fp32 into the fp32 output.
 #include <cublas_v2.h>
 
 #include <atomic>
@@ -13,6 +15,7 @@ namespace cuda {
 namespace {
 
 std::atomic<bool> g_tf32{true};
+std::atomic<bool> g_bf16{false};
 
 const char* cublas_status_name(cublasStatus_t s) {
   switch (s) {
@@ -65,6 +68,32 @@ Tensor packed(const Tensor& t) {
   return p;
 }
 
+// A packed row-major bf16 copy of a view (rounded to nearest even).
+Tensor packed_bf16(const Tensor& t) {
+  auto storage = std::make_shared<Storage>(size_t(t.numel()) * 2, t.device());
+  Tensor p = Tensor::from_storage(storage, t.sizes(), contiguous_strides(t.sizes()), 0, DType::bf16);
+  backend_for(t.device()).copy(p, t);
+  return p;
+}
+
+// bf16 autocast: c (fp32, row-major [M, N], leading dimension ldc) = alpha a·b + beta c with a and
+// b rounded to bf16 in packed copies (batch matrices M·K and K·N apart); fp32 accumulation.
+void gemm_bf16(const Tensor& c, int64_t ldc, const Tensor& a_in, const Tensor& b_in, int64_t M, int64_t N,
+               int64_t K, float alpha, float beta, int64_t batch) {
+  const Tensor a = packed_bf16(a_in), b = packed_bf16(b_in);
+  for (int64_t v : {M * K, K * N}) SN_CHECK(v <= INT32_MAX || batch == 1, "gemm", "batch stride ", v, " too large");
+  if (batch == 1) {
+    SN_CUBLAS_CHECK(cublasGemmEx(handle(), CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, b.data_ptr(),
+                                 CUDA_R_16BF, int(N), a.data_ptr(), CUDA_R_16BF, int(K), &beta, fptr(c), CUDA_R_32F,
+                                 int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  } else {
+    SN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        handle(), CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, b.data_ptr(), CUDA_R_16BF, int(N), K * N,
+        a.data_ptr(), CUDA_R_16BF, int(K), M * K, &beta, fptr(c), CUDA_R_32F, int(ldc), c.stride(0), int(batch),
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
 // c (row-major [M, N]) = alpha a [M, K] @ b [K, N] + beta c, batch matrices apart by the strides.
 void gemm_rowmajor(const Tensor& c, const Tensor& a_in, const Tensor& b_in, float alpha, float beta,
                    int64_t batch) {
@@ -79,6 +108,7 @@ void gemm_rowmajor(const Tensor& c, const Tensor& a_in, const Tensor& b_in, floa
     else backend_for(c.device()).affine(c, c, beta, 0.f);
     return;
   }
+  if (g_bf16.load()) return gemm_bf16(c, cd.ld, a_in, b_in, M, N, K, alpha, beta, batch);
   // Batch strides of any value (0 for a broadcast operand) go to cuBLAS as they are.
   Tensor a = describe(a_in).ok ? a_in : packed(a_in);
   Tensor b = describe(b_in).ok ? b_in : packed(b_in);
@@ -115,6 +145,8 @@ void gemm_any(const Tensor& c, const Tensor& a, const Tensor& b, float alpha, fl
 
 void set_cuda_tf32(bool enabled) { cuda::g_tf32.store(enabled); }
 bool cuda_tf32() { return cuda::g_tf32.load(); }
+void set_cuda_bf16(bool enabled) { cuda::g_bf16.store(enabled); }
+bool cuda_bf16() { return cuda::g_bf16.load(); }
 
 using namespace cuda;
 

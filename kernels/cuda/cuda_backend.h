@@ -18,6 +18,10 @@ cudaStream_t current_stream();
 // (default on, as in the frameworks users compare with; SN_CUDA_TF32=0 turns it off at start).
 void set_cuda_tf32(bool enabled);
 bool cuda_tf32();
+// bf16 autocast of the GEMMs (off by default; SN_CUDA_BF16=1 turns it on at start): operands
+// rounded to bf16 in packed copies, fp32 accumulation and fp32 outputs (see MatmulPrecision).
+void set_cuda_bf16(bool enabled);
+bool cuda_bf16();
 
 // Convolutions run through cuDNN where it is built in (the default), else im2col + cuBLAS;
 // set_cuda_conv_cudnn(false) or SN_CUDA_CONV=im2col at start selects im2col.
