@@ -456,6 +456,14 @@ TEST_F(Cuda, ModelsTrainOnTheGpuLikeOnTheCpu) {
 namespace sn {
 namespace {
 
+// B sequences of T input tokens (token i of the batch = i·step mod vocab) and their next tokens.
+std::pair<Tensor, Tensor> next_token_batch(int64_t B, int64_t T, int64_t step, int64_t vocab) {
+  std::vector<int64_t> t(static_cast<size_t>(B * (T + 1)));
+  for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t(i) * step % vocab;
+  Tensor tokens = from_vector(t, {B, T + 1});
+  return {tokens.narrow(1, 0, T).contiguous(), tokens.narrow(1, 1, T).contiguous()};
+}
+
 // The transformers on the GPU: W3's encoder (sub-models of every axis) and a small sorted
 // decoder (SoFT gradients, grouped key/value heads, cached decoding) against their CPU twins.
 TEST_F(Cuda, TransformersMatchTheCpu) {
@@ -483,10 +491,7 @@ TEST_F(Cuda, TransformersMatchTheCpu) {
     c.exits = {1, 2, 3, 4};
     SortedLlama on_cpu(c, 6), on_gpu(c, 6);
     on_gpu.to(Device::cuda());
-    std::vector<int64_t> t(2 * 12);
-    for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t(i * 7 % 32);
-    Tensor tokens = from_vector(t, {2, 12});
-    Tensor in = tokens.narrow(1, 0, 11).contiguous(), target = tokens.narrow(1, 1, 11).contiguous();
+    auto [in, target] = next_token_batch(2, 11, 7, 32);
     Tensor loss_c = soft_loss(on_cpu, in, target), loss_g = soft_loss(on_gpu, gpu(in), gpu(target));
     EXPECT_NEAR(loss_g.item(), loss_c.item(), 1e-4 * std::abs(loss_c.item())) << "SoFT loss";
     loss_c.backward();
@@ -548,10 +553,7 @@ TEST_F(Cuda, Bf16AutocastLanguageModelStepMatchesFp32) {
   c.exits = {1, 2};
   SortedLlama on_cpu(c, 7), on_gpu(c, 7);
   on_gpu.to(Device::cuda());
-  std::vector<int64_t> t(4 * 13);
-  for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t(i * 11 % 32);
-  Tensor tokens = from_vector(t, {4, 13});
-  Tensor in = tokens.narrow(1, 0, 12).contiguous(), target = tokens.narrow(1, 1, 12).contiguous();
+  auto [in, target] = next_token_batch(4, 12, 11, 32);
   set_matmul_precision(MatmulPrecision::bf16);
   Tensor loss_c = soft_loss(on_cpu, in, target), loss_g = soft_loss(on_gpu, gpu(in), gpu(target));
   EXPECT_NEAR(loss_g.item(), loss_c.item(), 1e-2 * std::abs(loss_c.item()));
