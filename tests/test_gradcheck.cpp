@@ -152,14 +152,15 @@ TEST(Gradcheck, Conv2d) {
     Shape x, w;
     Conv2dGeometry g;
   };
-  // Every CPU algorithm: im2col and shifted GEMMs (which applies to the stride-1 ungrouped cases).
-  for (auto algorithm : {cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted})
+  // Every CPU algorithm: im2col, and shifted planes with BLAS per tap or the direct kernel (these
+  // apply to the stride-1 ungrouped cases).
+  for (auto algorithm : {cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct})
   for (const Case& c : {Case{{2, 2, 5, 5}, {3, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},
                         Case{{1, 4, 6, 6}, {4, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 2}},
                         Case{{2, 3, 5, 5}, {3, 1, 3, 3}, {1, 1, 1, 1, 1, 1, 3}},
                         Case{{1, 2, 5, 5}, {2, 2, 1, 1}, {2, 2, 0, 0, 1, 1, 1}},
                         Case{{3, 3, 4, 6}, {2, 3, 3, 2}, {1, 1, 2, 0, 1, 1, 1}}}) {
-    SCOPED_TRACE(shape_str(c.w) + (algorithm == cpu::ConvAlgorithm::shifted ? " shifted" : " im2col"));
+    SCOPED_TRACE(shape_str(c.w) + " algorithm " + std::to_string(int(algorithm)));
     cpu::set_conv_algorithm(algorithm);
     Conv2dGeometry g = c.g;
     expect_gradcheck([g](const Inputs& in) { return conv2d(in[0], in[1], in[2], g); },

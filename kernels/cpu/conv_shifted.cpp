@@ -10,16 +10,18 @@
 #include <vector>
 
 #include "core/storage.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/sgemm.h"
 
 namespace sn::cpu {
 namespace {
 
-// SN_CONV_ALGORITHM=im2col|shifted overrides the automatic choice (comparisons, debugging).
+// SN_CONV_ALGORITHM=im2col|shifted|direct overrides the automatic choice (comparisons, debugging).
 ConvAlgorithm algorithm_from_environment() {
   const char* env = std::getenv("SN_CONV_ALGORITHM");
   if (env && std::string(env) == "im2col") return ConvAlgorithm::im2col;
   if (env && std::string(env) == "shifted") return ConvAlgorithm::shifted;
+  if (env && std::string(env) == "direct") return ConvAlgorithm::direct;
   return ConvAlgorithm::automatic;
 }
 
@@ -47,6 +49,31 @@ std::vector<float> filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
   return out;
 }
 
+// The filter of the backward-data convolution: rotated by 180° and with its channel roles swapped,
+// flipped[t'][ci][co] = w[co, ci, KH−1−kh', KW−1−kw'], a [Cin, Cout] matrix per tap.
+std::vector<float> flipped_filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
+  const int64_t taps = s.KH * s.KW, ldw = w.stride(0);
+  std::vector<float> out(size_t(taps * s.Cout * s.Cin));
+  const float* wp = w.data<float>();
+  for (int64_t co = 0; co < s.Cout; ++co)
+    for (int64_t ci = 0; ci < s.Cin; ++ci)
+      for (int64_t t = 0; t < taps; ++t) out[size_t(((taps - 1 - t) * s.Cin + ci) * s.Cout + co)] = wp[co * ldw + ci * taps + t];
+  return out;
+}
+
+// The tap offsets into a plane of width Wp: kh·Wp + kw.
+std::vector<int64_t> tap_offsets(int64_t KH, int64_t KW, int64_t Wp) {
+  std::vector<int64_t> offsets;
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < KW; ++kw) offsets.push_back(kh * Wp + kw);
+  return offsets;
+}
+
+bool use_direct() {
+  const ConvAlgorithm a = conv_algorithm();
+  return direct_conv_available() && (a == ConvAlgorithm::direct || a == ConvAlgorithm::automatic);
+}
+
 // Copies image n of x into the interior of a zero-bordered padded plane set [Cin, Hp, Wp].
 void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& s) {
   const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp;
@@ -58,6 +85,18 @@ void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& 
   }
 }
 
+// pad_image in channels-last order: x_t[(h + pad_h)·Wp + w + pad_w][c] = x[n, c, h, w].
+void pad_image_channels_last(float* x_t, const Tensor& x, int64_t n, const ShiftedConvShape& s) {
+  const int64_t Wp = s.W + 2 * s.pad_w, cs = x.stride(1);
+  const float* base = x.data<float>() + n * x.stride(0);
+  for (int64_t h = 0; h < s.H; ++h)
+    for (int64_t w = 0; w < s.W; ++w) {
+      const float* src = base + h * s.W + w;
+      float* dst = x_t + ((h + s.pad_h) * Wp + w + s.pad_w) * s.Cin;
+      for (int64_t c = 0; c < s.Cin; ++c) dst[c] = src[c * cs];
+    }
+}
+
 }  // namespace
 
 void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm.store(algorithm); }
@@ -67,7 +106,8 @@ bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
   const bool shape_ok = g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1;
   switch (conv_algorithm()) {
     case ConvAlgorithm::im2col: return false;
-    case ConvAlgorithm::shifted: return shape_ok;
+    case ConvAlgorithm::shifted:
+    case ConvAlgorithm::direct: return shape_ok;
     case ConvAlgorithm::automatic: break;
   }
   const int threads = omp_get_max_threads();
@@ -78,6 +118,11 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
   const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp, Ho = s.Ho(), Wo = s.Wo();
   const int64_t rows = Ho * Wp, L = (Ho - 1) * Wp + Wo;  // the last row needs no overhang
   const std::vector<float> taps = filter_by_tap(w, s);
+  const bool direct = use_direct();
+  const DirectTile tile = direct_tile_for(L, s.Cout);
+  const std::vector<float> packed = direct ? pack_direct_filter(taps.data(), s.KH * s.KW, s.Cout, s.Cin, tile.mr)
+                                           : std::vector<float>();
+  const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp);
   const int threads = omp_get_max_threads();
   auto xpads = per_thread(threads, s.Cin * plane), outs = per_thread(threads, s.Cout * rows);
 #pragma omp parallel for schedule(static)
@@ -85,10 +130,13 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
     const int t = omp_get_thread_num();
     float *xpad = xpads[size_t(t)].data(), *out = outs[size_t(t)].data();
     pad_image(xpad, x, n, s);
-    for (int64_t kh = 0, tap = 0; kh < s.KH; ++kh)
-      for (int64_t kw = 0; kw < s.KW; ++kw, ++tap)
-        sgemm(false, false, s.Cout, L, s.Cin, taps.data() + tap * s.Cout * s.Cin, s.Cin, xpad + kh * Wp + kw, plane,
-              tap == 0 ? 0.f : 1.f, out, rows);
+    if (direct) {
+      direct_conv_image({xpad, plane, offsets.data(), s.KH * s.KW, s.Cin, s.Cout, L, out, rows}, packed.data(), tile);
+    } else {
+      for (int64_t tap = 0; tap < s.KH * s.KW; ++tap)
+        sgemm(false, false, s.Cout, L, s.Cin, taps.data() + tap * s.Cout * s.Cin, s.Cin, xpad + offsets[size_t(tap)],
+              plane, tap == 0 ? 0.f : 1.f, out, rows);
+    }
     float* yn = y.data<float>() + n * y.stride(0);
     for (int64_t co = 0; co < s.Cout; ++co)
       for (int64_t ho = 0; ho < Ho; ++ho)
@@ -100,41 +148,80 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
                            const ShiftedConvShape& s) {
   const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp, Ho = s.Ho(), Wo = s.Wo();
   const int64_t rows = Ho * Wp, L = (Ho - 1) * Wp + Wo, ntaps = s.KH * s.KW, tap_size = s.Cout * s.Cin;
-  const std::vector<float> taps = dx.defined() ? filter_by_tap(w, s) : std::vector<float>();
+  // With the direct kernel, dx is the forward convolution of dy, zero-padded by K − 1 − pad,
+  // with the flipped filter: one more image of the same kernel, no transposed GEMMs.
+  const int64_t qh = s.KH - 1 - s.pad_h, qw = s.KW - 1 - s.pad_w;
+  const bool direct_dx = dx.defined() && use_direct() && qh >= 0 && qw >= 0;
+  // Along Cin the weight kernel's vectors would be mostly idle below 16 channels; BLAS does better.
+  const bool direct_dw = dw.defined() && use_direct() && s.Cin >= 16;
+  const int64_t Wq = Wo + 2 * qw, plane_q = (Ho + 2 * qh) * Wq, dx_rows = s.H * Wq, Lq = (s.H - 1) * Wq + s.W;
+  std::vector<float> taps, packed;
+  const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp), offsets_q = tap_offsets(s.KH, s.KW, Wq);
+  const DirectTile tile = direct_tile_for(Lq, s.Cin), weight_tile = direct_tile_for(s.Cin, s.Cout);
+  if (direct_dx) {
+    const std::vector<float> flipped = flipped_filter_by_tap(w, s);
+    packed = pack_direct_filter(flipped.data(), ntaps, s.Cin, s.Cout, tile.mr);
+  } else if (dx.defined()) {
+    taps = filter_by_tap(w, s);
+  }
+  // The filter gradient reads dy in the padded-width layout (row stride Wp, zero overhang). When
+  // dy's padded plane has that width ("same" padding) the layout is inside the plane.
+  const bool dy_in_plane = direct_dx && Wq == Wp;
+  const int64_t dy_ld = dy_in_plane ? plane_q : rows;
   const int threads = omp_get_max_threads();
-  // dy in the padded-width layout; its overhang columns stay zero, so they add nothing.
-  auto dys = per_thread(threads, s.Cout * rows);
+  auto dy_planes = per_thread(threads, direct_dx ? s.Cout * plane_q : 0);
+  auto dys = per_thread(threads, dy_in_plane ? 0 : s.Cout * rows);
+  // x padded, channels first for the BLAS path, channels last ([position][ci]) for the direct one.
   auto xpads = per_thread(threads, dw.defined() ? s.Cin * plane : 0);
-  auto dxpads = per_thread(threads, dx.defined() ? s.Cin * plane : 0);
+  auto dxpads = per_thread(threads, dx.defined() ? s.Cin * (direct_dx ? dx_rows : plane) : 0);
   auto dw_parts = per_thread(threads, dw.defined() ? ntaps * tap_size : 0);
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
     const int t = omp_get_thread_num();
-    float* dyp = dys[size_t(t)].data();
     const float* dyn = dy.data<float>() + n * dy.stride(0);
-    for (int64_t co = 0; co < s.Cout; ++co)
-      for (int64_t ho = 0; ho < Ho; ++ho)
-        std::copy(dyn + co * dy.stride(1) + ho * Wo, dyn + co * dy.stride(1) + (ho + 1) * Wo, dyp + co * rows + ho * Wp);
-    if (dw.defined()) {  // dW_tap += dy · xpad_shiftedᵀ
+    float* dy_plane = dy_planes[size_t(t)].data();
+    if (direct_dx)  // the borders stay zero: only the interior is ever written
+      for (int64_t co = 0; co < s.Cout; ++co)
+        for (int64_t ho = 0; ho < Ho; ++ho)
+          std::copy(dyn + co * dy.stride(1) + ho * Wo, dyn + co * dy.stride(1) + (ho + 1) * Wo,
+                    dy_plane + co * plane_q + (ho + qh) * Wq + qw);
+    const float* dyp = dy_in_plane ? dy_plane + qh * Wq + qw : dys[size_t(t)].data();
+    if (!dy_in_plane && dw.defined())  // the overhang columns stay zero, so they add nothing
+      for (int64_t co = 0; co < s.Cout; ++co)
+        for (int64_t ho = 0; ho < Ho; ++ho)
+          std::copy(dyn + co * dy.stride(1) + ho * Wo, dyn + co * dy.stride(1) + (ho + 1) * Wo,
+                    dys[size_t(t)].data() + co * rows + ho * Wp);
+    if (direct_dw) {
+      float* x_t = xpads[size_t(t)].data();
+      pad_image_channels_last(x_t, x, n, s);
+      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, dw_parts[size_t(t)].data()},
+                               weight_tile);
+    } else if (dw.defined()) {  // dW_tap += dy · xpad_shiftedᵀ
       float* xpad = xpads[size_t(t)].data();
       pad_image(xpad, x, n, s);
-      for (int64_t kh = 0, tap = 0; kh < s.KH; ++kh)
-        for (int64_t kw = 0; kw < s.KW; ++kw, ++tap)
-          sgemm(false, true, s.Cout, s.Cin, L, dyp, rows, xpad + kh * Wp + kw, plane, 1.f,
-                dw_parts[size_t(t)].data() + tap * tap_size, s.Cin);
+      for (int64_t tap = 0; tap < ntaps; ++tap)
+        sgemm(false, true, s.Cout, s.Cin, L, dyp, dy_ld, xpad + offsets[size_t(tap)], plane, 1.f,
+              dw_parts[size_t(t)].data() + tap * tap_size, s.Cin);
     }
-    if (dx.defined()) {  // dxpad_shifted += W_tapᵀ · dy, then the interior is dx[n]
-      float* dxpad = dxpads[size_t(t)].data();
-      std::fill(dxpad, dxpad + s.Cin * plane, 0.f);
-      for (int64_t kh = 0, tap = 0; kh < s.KH; ++kh)
-        for (int64_t kw = 0; kw < s.KW; ++kw, ++tap)
-          sgemm(true, false, s.Cin, L, s.Cout, taps.data() + tap * tap_size, s.Cin, dyp, rows, 1.f,
-                dxpad + kh * Wp + kw, plane);
-      float* dxn = dx.data<float>() + n * dx.stride(0);
-      for (int64_t c = 0; c < s.Cin; ++c) {
-        const float* src = dxpad + c * plane + s.pad_h * Wp + s.pad_w;
-        for (int64_t h = 0; h < s.H; ++h) std::copy(src + h * Wp, src + h * Wp + s.W, dxn + c * dx.stride(1) + h * s.W);
-      }
+    if (!dx.defined()) continue;
+    float* dxn = dx.data<float>() + n * dx.stride(0);
+    float* dxpad = dxpads[size_t(t)].data();
+    if (direct_dx) {
+      direct_conv_image({dy_plane, plane_q, offsets_q.data(), ntaps, s.Cout, s.Cin, Lq, dxpad, dx_rows}, packed.data(),
+                        tile);
+      for (int64_t c = 0; c < s.Cin; ++c)
+        for (int64_t h = 0; h < s.H; ++h)
+          std::copy(dxpad + c * dx_rows + h * Wq, dxpad + c * dx_rows + h * Wq + s.W, dxn + c * dx.stride(1) + h * s.W);
+      continue;
+    }
+    // dxpad_shifted += W_tapᵀ · dy, then the interior is dx[n]
+    std::fill(dxpad, dxpad + s.Cin * plane, 0.f);
+    for (int64_t tap = 0; tap < ntaps; ++tap)
+      sgemm(true, false, s.Cin, L, s.Cout, taps.data() + tap * tap_size, s.Cin, dyp, dy_ld, 1.f,
+            dxpad + offsets[size_t(tap)], plane);
+    for (int64_t c = 0; c < s.Cin; ++c) {
+      const float* src = dxpad + c * plane + s.pad_h * Wp + s.pad_w;
+      for (int64_t h = 0; h < s.H; ++h) std::copy(src + h * Wp, src + h * Wp + s.W, dxn + c * dx.stride(1) + h * s.W);
     }
   }
   if (!dw.defined()) return;

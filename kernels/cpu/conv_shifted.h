@@ -13,10 +13,13 @@
 namespace sn::cpu {
 
 // Which convolution algorithm the CPU backend uses for ordinary (non-depthwise) convolutions:
-// automatic picks shifted GEMMs where they apply (stride 1, no dilation, one group, a batch of
-// at least as many images as threads), else im2col. Tests and benchmarks may force one, and so
-// may the environment: SN_CONV_ALGORITHM=im2col|shifted.
-enum class ConvAlgorithm { automatic, im2col, shifted };
+// automatic picks the shifted planes where they apply (stride 1, no dilation, one group, a batch
+// of at least as many images as threads), else im2col; over the planes it runs the direct
+// register-tiled kernel (conv_direct.h) where the build has AVX-512, else one BLAS GEMM per tap.
+// Tests and benchmarks may force one, and so may the environment:
+// SN_CONV_ALGORITHM=im2col|shifted|direct (shifted: BLAS per tap; direct falls back to it
+// without AVX-512).
+enum class ConvAlgorithm { automatic, im2col, shifted, direct };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
 

@@ -1,0 +1,65 @@
+// kernels/cpu/conv_direct.h — the register-tiled kernel behind the shifted convolution.
+//
+// One image of a stride-1 convolution over a zero-padded plane set (conv_shifted.h):
+//
+//   out[co, p] = Σ_tap Σ_ci  w[tap, co, ci] · in[ci·plane + offset[tap] + p],   p < L
+//
+// A BLAS call per tap (K = Cin) re-reads and re-writes the whole output KH·KW times and runs
+// OpenBLAS's small-matrix kernels. This kernel instead keeps an MR × (16·NV) tile of the output in
+// AVX-512 registers across all KH·KW·Cin products, reading the plane in place (the taps are just
+// pointer offsets) and a filter packed so that each step broadcasts MR consecutive floats.
+// Compiled where the target has AVX-512 (SN_NATIVE on such a machine); elsewhere
+// direct_conv_available() is false and callers use the BLAS path.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace sn::cpu {
+
+bool direct_conv_available();
+
+// The output tile: NV vectors of 16 positions by MR channels (the last channel block may be
+// smaller). Chosen per shape by a cycle estimate: lanes wasted past L on the last tile and
+// channel blocks too small to hide the FMA latency both cost.
+struct DirectTile {
+  int nv, mr;
+};
+DirectTile direct_tile_for(int64_t L, int64_t Cout);
+
+// The filter in the kernel's order: blocks of mr output channels (the last may be smaller), each
+// [tap][ci][mr]. taps[t][co][ci] is the filter of tap t (a [Cout, Cin] matrix per tap).
+std::vector<float> pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr);
+
+struct DirectConvImage {
+  const float* in;         // channel ci's plane at in + ci·plane
+  int64_t plane;           // floats between channel planes
+  const int64_t* offsets;  // ntaps offsets into a plane
+  int64_t ntaps, Cin, Cout;
+  int64_t L;               // output positions computed
+  float* out;              // out[co·ldo + p], written (not accumulated)
+  int64_t ldo;
+};
+
+// Runs one image with a filter packed by pack_direct_filter(..., tile.mr).
+void direct_conv_image(const DirectConvImage& job, const float* packed, DirectTile tile);
+
+// The filter gradient of one image, accumulated:
+//
+//   dw[tap, co, ci] += Σ_{p < L} dy[co·ld_dy + p] · x_t[(offset[tap] + p)·Cin + ci]
+//
+// x_t is the padded plane set in channels-last order ([position][ci]), so a tap is a row offset
+// and the kernel keeps an MR × 16·NV tile of dw (channels co by ci) in registers over all L
+// positions: one vector load of x_t and MR broadcasts of dy per position.
+struct DirectConvWeightImage {
+  const float* dy;         // dy[co·ld_dy + p], zero where p is not an output position
+  int64_t ld_dy;
+  const float* x_t;        // [position][Cin]
+  const int64_t* offsets;  // ntaps offsets (in positions)
+  int64_t ntaps, Cin, Cout, L;
+  float* dw;               // [tap][Cout][Cin], accumulated
+};
+// tile: direct_tile_for(Cin, Cout) — the vectors run along Cin here.
+void direct_conv_weight_image(const DirectConvWeightImage& job, DirectTile tile);
+
+}  // namespace sn::cpu
