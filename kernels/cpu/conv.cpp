@@ -293,10 +293,11 @@ void backward_per_image(const Tensor& dx, const Tensor& dw, const Tensor& dy, co
   for (int64_t grp = 0; grp < d.groups; ++grp) {
     Tensor dwm = filter_matrix(dw, d, grp);
     float* out = dwm.data<float>();
+    const int64_t ld = dwm.stride(0);
     for (int t = 0; t < threads; ++t) {
       const float* part = dw_part[size_t(t)].data<float>() + grp * per_group;
       for (int64_t r = 0; r < d.Cg_out; ++r)
-        for (int64_t k = 0; k < K; ++k) out[r * dwm.stride(0) + k] += part[r * K + k];
+        for (int64_t k = 0; k < K; ++k) out[r * ld + k] += part[r * K + k];
     }
   }
 }

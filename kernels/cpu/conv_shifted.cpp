@@ -27,10 +27,21 @@ ConvAlgorithm algorithm_from_environment() {
 
 std::atomic<ConvAlgorithm> g_algorithm{algorithm_from_environment()};
 
-// Per-thread scratch of n floats, zeroed.
-std::vector<std::vector<float>> per_thread(int threads, int64_t n) {
-  return std::vector<std::vector<float>>(size_t(threads), std::vector<float>(size_t(n), 0.f));
-}
+// n floats of scratch per thread from the caching allocator (so a training loop takes no page
+// faults on it), zeroed by each thread inside the parallel region rather than serially.
+class ThreadScratch {
+ public:
+  ThreadScratch(int threads, int64_t n)
+      : n_(n), storage_(n > 0 ? std::make_shared<Storage>(size_t(threads * n) * sizeof(float), Device::cpu()) : nullptr) {}
+  float* operator[](int t) const { return storage_ ? static_cast<float*>(storage_->data()) + t * n_ : nullptr; }
+  void zero(int t) const {
+    if (storage_) std::fill((*this)[t], (*this)[t] + n_, 0.f);
+  }
+
+ private:
+  int64_t n_;
+  std::shared_ptr<Storage> storage_;
+};
 
 inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -110,8 +121,10 @@ bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
     case ConvAlgorithm::direct: return shape_ok;
     case ConvAlgorithm::automatic: break;
   }
+  // Images are split across threads, so each thread needs one. The BLAS-per-tap variant loses to
+  // one large im2col GEMM on a single thread; the direct kernel does not.
   const int threads = omp_get_max_threads();
-  return shape_ok && threads > 1 && N >= threads;
+  return shape_ok && N >= threads && (threads > 1 || direct_conv_available());
 }
 
 void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, const ShiftedConvShape& s) {
@@ -124,11 +137,15 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
                                            : std::vector<float>();
   const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp);
   const int threads = omp_get_max_threads();
-  auto xpads = per_thread(threads, s.Cin * plane), outs = per_thread(threads, s.Cout * rows);
-#pragma omp parallel for schedule(static)
+  const ThreadScratch xpads(threads, s.Cin * plane), outs(threads, s.Cout * rows);
+  const int64_t y_ns = y.stride(0), y_cs = y.stride(1);  // read once: the copy loops are hot
+#pragma omp parallel
+  {
+  const int t = omp_get_thread_num();
+  xpads.zero(t);  // its borders stay zero: pad_image writes the interior only
+#pragma omp for schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
-    const int t = omp_get_thread_num();
-    float *xpad = xpads[size_t(t)].data(), *out = outs[size_t(t)].data();
+    float *xpad = xpads[t], *out = outs[t];
     pad_image(xpad, x, n, s);
     if (direct) {
       direct_conv_image({xpad, plane, offsets.data(), s.KH * s.KW, s.Cin, s.Cout, L, out, rows}, packed.data(), tile);
@@ -137,10 +154,11 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
         sgemm(false, false, s.Cout, L, s.Cin, taps.data() + tap * s.Cout * s.Cin, s.Cin, xpad + offsets[size_t(tap)],
               plane, tap == 0 ? 0.f : 1.f, out, rows);
     }
-    float* yn = y.data<float>() + n * y.stride(0);
+    float* yn = y.data<float>() + n * y_ns;
     for (int64_t co = 0; co < s.Cout; ++co)
       for (int64_t ho = 0; ho < Ho; ++ho)
-        std::copy(out + co * rows + ho * Wp, out + co * rows + ho * Wp + Wo, yn + co * y.stride(1) + ho * Wo);
+        std::copy(out + co * rows + ho * Wp, out + co * rows + ho * Wp + Wo, yn + co * y_cs + ho * Wo);
+  }
   }
 }
 
@@ -169,49 +187,58 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   const bool dy_in_plane = direct_dx && Wq == Wp;
   const int64_t dy_ld = dy_in_plane ? plane_q : rows;
   const int threads = omp_get_max_threads();
-  auto dy_planes = per_thread(threads, direct_dx ? s.Cout * plane_q : 0);
-  auto dys = per_thread(threads, dy_in_plane ? 0 : s.Cout * rows);
+  const ThreadScratch dy_planes(threads, direct_dx ? s.Cout * plane_q : 0);
+  const ThreadScratch dys(threads, dy_in_plane || !dw.defined() ? 0 : s.Cout * rows);
   // x padded, channels first for the BLAS path, channels last ([position][ci]) for the direct one.
-  auto xpads = per_thread(threads, dw.defined() ? s.Cin * plane : 0);
-  auto dxpads = per_thread(threads, dx.defined() ? s.Cin * (direct_dx ? dx_rows : plane) : 0);
-  auto dw_parts = per_thread(threads, dw.defined() ? ntaps * tap_size : 0);
-#pragma omp parallel for schedule(static)
+  const ThreadScratch xpads(threads, dw.defined() ? s.Cin * plane : 0);
+  const ThreadScratch dxpads(threads, dx.defined() ? s.Cin * (direct_dx ? dx_rows : plane) : 0);
+  const ThreadScratch dw_parts(threads, dw.defined() ? ntaps * tap_size : 0);
+  const int64_t dy_ns = dy.stride(0), dy_cs = dy.stride(1);  // read once: the copy loops are hot
+  const int64_t dx_ns = dx.defined() ? dx.stride(0) : 0, dx_cs = dx.defined() ? dx.stride(1) : 0;
+  int team = 1;  // the threads that zeroed (and may have filled) a dw part
+#pragma omp parallel
+  {
+  const int t = omp_get_thread_num();
+#pragma omp master
+  team = omp_get_num_threads();
+  // Borders and overhangs stay zero: the loop below writes interiors only.
+  for (const ThreadScratch* buffer : {&dy_planes, &dys, &xpads, &dw_parts}) buffer->zero(t);
+#pragma omp for schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
-    const int t = omp_get_thread_num();
-    const float* dyn = dy.data<float>() + n * dy.stride(0);
-    float* dy_plane = dy_planes[size_t(t)].data();
+    const float* dyn = dy.data<float>() + n * dy_ns;
+    float* dy_plane = dy_planes[t];
     if (direct_dx)  // the borders stay zero: only the interior is ever written
       for (int64_t co = 0; co < s.Cout; ++co)
         for (int64_t ho = 0; ho < Ho; ++ho)
-          std::copy(dyn + co * dy.stride(1) + ho * Wo, dyn + co * dy.stride(1) + (ho + 1) * Wo,
+          std::copy(dyn + co * dy_cs + ho * Wo, dyn + co * dy_cs + (ho + 1) * Wo,
                     dy_plane + co * plane_q + (ho + qh) * Wq + qw);
-    const float* dyp = dy_in_plane ? dy_plane + qh * Wq + qw : dys[size_t(t)].data();
+    const float* dyp = dy_in_plane ? dy_plane + qh * Wq + qw : dys[t];
     if (!dy_in_plane && dw.defined())  // the overhang columns stay zero, so they add nothing
       for (int64_t co = 0; co < s.Cout; ++co)
         for (int64_t ho = 0; ho < Ho; ++ho)
-          std::copy(dyn + co * dy.stride(1) + ho * Wo, dyn + co * dy.stride(1) + (ho + 1) * Wo,
-                    dys[size_t(t)].data() + co * rows + ho * Wp);
+          std::copy(dyn + co * dy_cs + ho * Wo, dyn + co * dy_cs + (ho + 1) * Wo,
+                    dys[t] + co * rows + ho * Wp);
     if (direct_dw) {
-      float* x_t = xpads[size_t(t)].data();
+      float* x_t = xpads[t];
       pad_image_channels_last(x_t, x, n, s);
-      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, dw_parts[size_t(t)].data()},
+      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, dw_parts[t]},
                                weight_tile);
     } else if (dw.defined()) {  // dW_tap += dy · xpad_shiftedᵀ
-      float* xpad = xpads[size_t(t)].data();
+      float* xpad = xpads[t];
       pad_image(xpad, x, n, s);
       for (int64_t tap = 0; tap < ntaps; ++tap)
         sgemm(false, true, s.Cout, s.Cin, L, dyp, dy_ld, xpad + offsets[size_t(tap)], plane, 1.f,
-              dw_parts[size_t(t)].data() + tap * tap_size, s.Cin);
+              dw_parts[t] + tap * tap_size, s.Cin);
     }
     if (!dx.defined()) continue;
-    float* dxn = dx.data<float>() + n * dx.stride(0);
-    float* dxpad = dxpads[size_t(t)].data();
+    float* dxn = dx.data<float>() + n * dx_ns;
+    float* dxpad = dxpads[t];
     if (direct_dx) {
       direct_conv_image({dy_plane, plane_q, offsets_q.data(), ntaps, s.Cout, s.Cin, Lq, dxpad, dx_rows}, packed.data(),
                         tile);
       for (int64_t c = 0; c < s.Cin; ++c)
         for (int64_t h = 0; h < s.H; ++h)
-          std::copy(dxpad + c * dx_rows + h * Wq, dxpad + c * dx_rows + h * Wq + s.W, dxn + c * dx.stride(1) + h * s.W);
+          std::copy(dxpad + c * dx_rows + h * Wq, dxpad + c * dx_rows + h * Wq + s.W, dxn + c * dx_cs + h * s.W);
       continue;
     }
     // dxpad_shifted += W_tapᵀ · dy, then the interior is dx[n]
@@ -221,15 +248,16 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
             dxpad + offsets[size_t(tap)], plane);
     for (int64_t c = 0; c < s.Cin; ++c) {
       const float* src = dxpad + c * plane + s.pad_h * Wp + s.pad_w;
-      for (int64_t h = 0; h < s.H; ++h) std::copy(src + h * Wp, src + h * Wp + s.W, dxn + c * dx.stride(1) + h * s.W);
+      for (int64_t h = 0; h < s.H; ++h) std::copy(src + h * Wp, src + h * Wp + s.W, dxn + c * dx_cs + h * s.W);
     }
+  }
   }
   if (!dw.defined()) return;
   // The per-thread sums, added into the filter gradient's window in thread order (deterministic).
   float* out = dw.data<float>();
   const int64_t ldw = dw.stride(0);
-  for (int t = 0; t < threads; ++t) {
-    const float* part = dw_parts[size_t(t)].data();
+  for (int t = 0; t < team; ++t) {
+    const float* part = dw_parts[t];
     for (int64_t co = 0; co < s.Cout; ++co)
       for (int64_t ci = 0; ci < s.Cin; ++ci)
         for (int64_t tap = 0; tap < ntaps; ++tap) out[co * ldw + ci * ntaps + tap] += part[tap * tap_size + co * s.Cin + ci];

@@ -4,8 +4,11 @@
 // out with the padded width Wp turns every kernel tap (kh, kw) into one GEMM over the same plane
 // shifted by kh·Wp + kw: y[:, q] += W[:, :, kh, kw] · xpad[:, q + kh·Wp + kw]. The KH·KW GEMMs
 // read the plane in place (leading dimension Hp·Wp) instead of expanding it KH·KW times; the
-// Wp − Wo columns past each output row are computed and dropped. Backward runs the same shifts
-// transposed. Images are split across threads, one single-threaded GEMM each.
+// Wp − Wo columns past each output row are computed and dropped. Images are split across
+// threads. Over the planes, either the direct kernel of conv_direct.h runs (forward; backward
+// data as the forward convolution of padded dy with the flipped filter; the filter gradient from
+// channels-last planes), or one single-threaded BLAS GEMM per tap (backward: the same shifts
+// transposed).
 #pragma once
 
 #include "kernels/backend.h"
