@@ -367,16 +367,20 @@ void CpuBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tenso
       db.data<float>()[c * db.stride(0)] += float(s);
     });
   }
-  if (dx.defined()) fill(dx, 0.f);
   if (is_depthwise(d)) {
-    if (dx.defined()) depthwise_pass<true>(dx, dy, w_in, d);
+    if (dx.defined()) {
+      fill(dx, 0.f);
+      depthwise_pass<true>(dx, dy, w_in, d);
+    }
     if (dw.defined()) depthwise_filter_grad(dw, dy, x, d);
     return;
   }
   Tensor w = packed_filter(w_in);
   SN_CHECK(!dw.defined() || filter_is_blas_ready(dw), "conv2d_backward",
            "filter gradient window needs a contiguous kernel block, strides ", shape_str(dw.strides()));
+  // The shifted planes write every element of dx; the other paths accumulate into it.
   if (use_shifted(d)) return shifted_conv_backward(dx, dw, dy, x, w, shifted_shape(d));
+  if (dx.defined()) fill(dx, 0.f);
   if (per_image(d)) return backward_per_image(dx, dw, dy, x, w, d);
   const int64_t nb_max = chunk_images(d), P = d.P();
   Tensor cols_buf = scratch({d.K(), nb_max * P});

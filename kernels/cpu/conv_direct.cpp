@@ -40,16 +40,13 @@ DirectTile direct_tile_for(int64_t L, int64_t Cout) {
   return best;
 }
 
-std::vector<float> pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr) {
-  std::vector<float> packed(size_t(ntaps * Cout * Cin));
-  float* dst = packed.data();
+void pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr, float* dst) {
   for (int64_t b0 = 0; b0 < Cout; b0 += mr) {
     const int64_t m = std::min<int64_t>(mr, Cout - b0);
     for (int64_t t = 0; t < ntaps; ++t)
       for (int64_t ci = 0; ci < Cin; ++ci)
         for (int64_t r = 0; r < m; ++r) *dst++ = taps[(t * Cout + b0 + r) * Cin + ci];
   }
-  return packed;
 }
 
 #if defined(__AVX512F__)

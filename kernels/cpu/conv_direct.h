@@ -13,7 +13,6 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 namespace sn::cpu {
 
@@ -27,9 +26,10 @@ struct DirectTile {
 };
 DirectTile direct_tile_for(int64_t L, int64_t Cout);
 
-// The filter in the kernel's order: blocks of mr output channels (the last may be smaller), each
-// [tap][ci][mr]. taps[t][co][ci] is the filter of tap t (a [Cout, Cin] matrix per tap).
-std::vector<float> pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr);
+// Writes the filter in the kernel's order into packed (ntaps·Cout·Cin floats): blocks of mr
+// output channels (the last may be smaller), each [tap][ci][mr]. taps[t][co][ci] is the filter of
+// tap t (a [Cout, Cin] matrix per tap).
+void pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr, float* packed);
 
 struct DirectConvImage {
   const float* in;         // channel ci's plane at in + ci·plane

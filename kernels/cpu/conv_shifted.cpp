@@ -11,6 +11,7 @@
 
 #include "core/storage.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/sgemm.h"
 
 namespace sn::cpu {
@@ -27,21 +28,6 @@ ConvAlgorithm algorithm_from_environment() {
 
 std::atomic<ConvAlgorithm> g_algorithm{algorithm_from_environment()};
 
-// n floats of scratch per thread from the caching allocator (so a training loop takes no page
-// faults on it), zeroed by each thread inside the parallel region rather than serially.
-class ThreadScratch {
- public:
-  ThreadScratch(int threads, int64_t n)
-      : n_(n), storage_(n > 0 ? std::make_shared<Storage>(size_t(threads * n) * sizeof(float), Device::cpu()) : nullptr) {}
-  float* operator[](int t) const { return storage_ ? static_cast<float*>(storage_->data()) + t * n_ : nullptr; }
-  void zero(int t) const {
-    if (storage_) std::fill((*this)[t], (*this)[t] + n_, 0.f);
-  }
-
- private:
-  int64_t n_;
-  std::shared_ptr<Storage> storage_;
-};
 
 inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -50,26 +36,28 @@ inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 
 // The filter regrouped by tap: taps[t][co][ci] = w[co, ci, kh, kw] with t = kh·KW + kw, so that
 // each tap is a [Cout, Cin] matrix.
-std::vector<float> filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
+Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
   const int64_t taps = s.KH * s.KW, ldw = w.stride(0);
-  std::vector<float> out(size_t(taps * s.Cout * s.Cin));
+  Scratch buffer(taps * s.Cout * s.Cin);
+  float* out = buffer.data();
   const float* wp = w.data<float>();
   for (int64_t co = 0; co < s.Cout; ++co)
     for (int64_t ci = 0; ci < s.Cin; ++ci)
-      for (int64_t t = 0; t < taps; ++t) out[size_t((t * s.Cout + co) * s.Cin + ci)] = wp[co * ldw + ci * taps + t];
-  return out;
+      for (int64_t t = 0; t < taps; ++t) out[(t * s.Cout + co) * s.Cin + ci] = wp[co * ldw + ci * taps + t];
+  return buffer;
 }
 
 // The filter of the backward-data convolution: rotated by 180° and with its channel roles swapped,
 // flipped[t'][ci][co] = w[co, ci, KH−1−kh', KW−1−kw'], a [Cin, Cout] matrix per tap.
-std::vector<float> flipped_filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
+Scratch flipped_filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
   const int64_t taps = s.KH * s.KW, ldw = w.stride(0);
-  std::vector<float> out(size_t(taps * s.Cout * s.Cin));
+  Scratch buffer(taps * s.Cout * s.Cin);
+  float* out = buffer.data();
   const float* wp = w.data<float>();
   for (int64_t co = 0; co < s.Cout; ++co)
     for (int64_t ci = 0; ci < s.Cin; ++ci)
-      for (int64_t t = 0; t < taps; ++t) out[size_t(((taps - 1 - t) * s.Cin + ci) * s.Cout + co)] = wp[co * ldw + ci * taps + t];
-  return out;
+      for (int64_t t = 0; t < taps; ++t) out[((taps - 1 - t) * s.Cin + ci) * s.Cout + co] = wp[co * ldw + ci * taps + t];
+  return buffer;
 }
 
 // The tap offsets into a plane of width Wp: kh·Wp + kw.
@@ -130,11 +118,11 @@ bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
 void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, const ShiftedConvShape& s) {
   const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp, Ho = s.Ho(), Wo = s.Wo();
   const int64_t rows = Ho * Wp, L = (Ho - 1) * Wp + Wo;  // the last row needs no overhang
-  const std::vector<float> taps = filter_by_tap(w, s);
+  const Scratch taps = filter_by_tap(w, s);
   const bool direct = use_direct();
   const DirectTile tile = direct_tile_for(L, s.Cout);
-  const std::vector<float> packed = direct ? pack_direct_filter(taps.data(), s.KH * s.KW, s.Cout, s.Cin, tile.mr)
-                                           : std::vector<float>();
+  const Scratch packed(direct ? s.KH * s.KW * s.Cout * s.Cin : 0);
+  if (direct) pack_direct_filter(taps.data(), s.KH * s.KW, s.Cout, s.Cin, tile.mr, packed.data());
   const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp);
   const int threads = omp_get_max_threads();
   const ThreadScratch xpads(threads, s.Cin * plane), outs(threads, s.Cout * rows);
@@ -173,12 +161,13 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   // Along Cin the weight kernel's vectors would be mostly idle below 16 channels; BLAS does better.
   const bool direct_dw = dw.defined() && use_direct() && s.Cin >= 16;
   const int64_t Wq = Wo + 2 * qw, plane_q = (Ho + 2 * qh) * Wq, dx_rows = s.H * Wq, Lq = (s.H - 1) * Wq + s.W;
-  std::vector<float> taps, packed;
+  Scratch taps, packed;
   const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp), offsets_q = tap_offsets(s.KH, s.KW, Wq);
   const DirectTile tile = direct_tile_for(Lq, s.Cin), weight_tile = direct_tile_for(s.Cin, s.Cout);
   if (direct_dx) {
-    const std::vector<float> flipped = flipped_filter_by_tap(w, s);
-    packed = pack_direct_filter(flipped.data(), ntaps, s.Cin, s.Cout, tile.mr);
+    const Scratch flipped = flipped_filter_by_tap(w, s);
+    packed = Scratch(ntaps * s.Cin * s.Cout);
+    pack_direct_filter(flipped.data(), ntaps, s.Cin, s.Cout, tile.mr, packed.data());
   } else if (dx.defined()) {
     taps = filter_by_tap(w, s);
   }
