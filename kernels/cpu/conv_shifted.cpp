@@ -34,6 +34,11 @@ inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   gemm_rowmajor(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
 }
 
+// Copies a rows × width block between row strides.
+inline void copy_block(const float* src, int64_t src_ld, float* dst, int64_t dst_ld, int64_t rows, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * src_ld, src + r * src_ld + width, dst + r * dst_ld);
+}
+
 // The filter regrouped by tap: taps[t][co][ci] = w[co, ci, kh, kw] with t = kh·KW + kw, so that
 // each tap is a [Cout, Cin] matrix.
 Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
@@ -80,7 +85,7 @@ void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& 
   for (int64_t c = 0; c < s.Cin; ++c) {
     const float* src = base + c * x.stride(1);
     float* dst = xpad + c * plane + s.pad_h * Wp + s.pad_w;
-    for (int64_t h = 0; h < s.H; ++h) std::copy(src + h * s.W, src + (h + 1) * s.W, dst + h * Wp);
+    copy_block(src, s.W, dst, Wp, s.H, s.W);
   }
 }
 
@@ -143,9 +148,7 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
               plane, tap == 0 ? 0.f : 1.f, out, rows);
     }
     float* yn = y.data<float>() + n * y_ns;
-    for (int64_t co = 0; co < s.Cout; ++co)
-      for (int64_t ho = 0; ho < Ho; ++ho)
-        std::copy(out + co * rows + ho * Wp, out + co * rows + ho * Wp + Wo, yn + co * y_cs + ho * Wo);
+    for (int64_t co = 0; co < s.Cout; ++co) copy_block(out + co * rows, Wp, yn + co * y_cs, Wo, Ho, Wo);
   }
   }
 }
@@ -198,15 +201,10 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     float* dy_plane = dy_planes[t];
     if (direct_dx)  // the borders stay zero: only the interior is ever written
       for (int64_t co = 0; co < s.Cout; ++co)
-        for (int64_t ho = 0; ho < Ho; ++ho)
-          std::copy(dyn + co * dy_cs + ho * Wo, dyn + co * dy_cs + (ho + 1) * Wo,
-                    dy_plane + co * plane_q + (ho + qh) * Wq + qw);
+        copy_block(dyn + co * dy_cs, Wo, dy_plane + co * plane_q + qh * Wq + qw, Wq, Ho, Wo);
     const float* dyp = dy_in_plane ? dy_plane + qh * Wq + qw : dys[t];
     if (!dy_in_plane && dw.defined())  // the overhang columns stay zero, so they add nothing
-      for (int64_t co = 0; co < s.Cout; ++co)
-        for (int64_t ho = 0; ho < Ho; ++ho)
-          std::copy(dyn + co * dy_cs + ho * Wo, dyn + co * dy_cs + (ho + 1) * Wo,
-                    dys[t] + co * rows + ho * Wp);
+      for (int64_t co = 0; co < s.Cout; ++co) copy_block(dyn + co * dy_cs, Wo, dys[t] + co * rows, Wp, Ho, Wo);
     if (direct_dw) {
       float* x_t = xpads[t];
       pad_image_channels_last(x_t, x, n, s);
@@ -225,9 +223,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     if (direct_dx) {
       direct_conv_image({dy_plane, plane_q, offsets_q.data(), ntaps, s.Cout, s.Cin, Lq, dxpad, dx_rows}, packed.data(),
                         tile);
-      for (int64_t c = 0; c < s.Cin; ++c)
-        for (int64_t h = 0; h < s.H; ++h)
-          std::copy(dxpad + c * dx_rows + h * Wq, dxpad + c * dx_rows + h * Wq + s.W, dxn + c * dx_cs + h * s.W);
+      for (int64_t c = 0; c < s.Cin; ++c) copy_block(dxpad + c * dx_rows, Wq, dxn + c * dx_cs, s.W, s.H, s.W);
       continue;
     }
     // dxpad_shifted += W_tapᵀ · dy, then the interior is dx[n]
@@ -237,7 +233,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
             dxpad + offsets[size_t(tap)], plane);
     for (int64_t c = 0; c < s.Cin; ++c) {
       const float* src = dxpad + c * plane + s.pad_h * Wp + s.pad_w;
-      for (int64_t h = 0; h < s.H; ++h) std::copy(src + h * Wp, src + h * Wp + s.W, dxn + c * dx_cs + h * s.W);
+      copy_block(src, Wp, dxn + c * dx_cs, s.W, s.H, s.W);
     }
   }
   }
