@@ -43,8 +43,8 @@ DirectTile direct_tile_for(int64_t L, int64_t Cout) {
 void pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr, float* dst) {
   for (int64_t b0 = 0; b0 < Cout; b0 += mr) {
     const int64_t m = std::min<int64_t>(mr, Cout - b0);
-    for (int64_t t = 0; t < ntaps; ++t)
-      for (int64_t ci = 0; ci < Cin; ++ci)
+    for (int64_t ci = 0; ci < Cin; ++ci)
+      for (int64_t t = 0; t < ntaps; ++t)
         for (int64_t r = 0; r < m; ++r) *dst++ = taps[(t * Cout + b0 + r) * Cin + ci];
   }
 }
@@ -55,7 +55,7 @@ bool direct_conv_available() { return true; }
 
 namespace {
 
-// One MR × 16·NV output tile: `a` is the block's packed filter [tap][ci][MR], `in` the planes
+// One MR × 16·NV output tile: `a` is the block's packed filter [ci][tap][MR], `in` the planes
 // already advanced to the tile's first position; masks[v] selects the lanes below L.
 template <int MR, int NV>
 void tile_kernel(const float* a, const float* in, int64_t plane, const int64_t* offsets, int64_t ntaps, int64_t Cin,
@@ -65,9 +65,9 @@ void tile_kernel(const float* a, const float* in, int64_t plane, const int64_t* 
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t t = 0; t < ntaps; ++t) {
-    const float* b = in + offsets[t];
-    for (int64_t ci = 0; ci < Cin; ++ci, b += plane, a += MR) {
+  for (int64_t ci = 0; ci < Cin; ++ci, in += plane) {
+    for (int64_t t = 0; t < ntaps; ++t, a += MR) {
+      const float* b = in + offsets[t];
       __m512 bv[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(masks[v], b + 16 * v);

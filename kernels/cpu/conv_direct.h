@@ -27,7 +27,8 @@ struct DirectTile {
 DirectTile direct_tile_for(int64_t L, int64_t Cout);
 
 // Writes the filter in the kernel's order into packed (ntaps·Cout·Cin floats): blocks of mr
-// output channels (the last may be smaller), each [tap][ci][mr]. taps[t][co][ci] is the filter of
+// output channels (the last may be smaller), each [ci][tap][mr] — all taps of one input plane
+// in a row, so that consecutive steps read neighbouring rows of the same plane. taps[t][co][ci] is the filter of
 // tap t (a [Cout, Cin] matrix per tap).
 void pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr, float* packed);
 

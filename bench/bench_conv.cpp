@@ -1,0 +1,150 @@
+// bench/bench_conv.cpp — the 3×3 convolutions of W2 (fmnist-resnet) on the CPU, per algorithm,
+// against the machine's own floating-point peak measured in the same run.
+//
+//   conv/<pass>/<algorithm>/<stage>/<width>   pass: forward | backward (dx and dW together)
+//   peak/fma                                  independent AVX-512 (or AVX2) FMAs on every thread
+//
+// Stages 1–3 are the stride-1 convolutions of W2 at batch 128: 32, 64, 128 channels over 28², 14²,
+// 7² pixels. width 8 runs the whole filter; width 4 runs the half-width sub-model, i.e. the
+// [C/2, C/2] window of the same filter and the window of its gradient (nested views, no copies).
+// The algorithms are those of kernels/cpu/conv_shifted.h: im2col (one GEMM per image), shifted
+// (the padded planes, one BLAS GEMM per tap) and direct (the planes through the register-tiled
+// kernel; present where the build has AVX-512).
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <chrono>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "autograd/ops.h"
+#include "core/grad_mode.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_shifted.h"
+
+using namespace sn;
+
+namespace {
+
+constexpr int64_t kBatch = 128;
+constexpr int64_t kChannels[3] = {32, 64, 128}, kPixels[3] = {28, 14, 7};
+
+struct Operands {
+  Tensor x, w, dw, dy, y, dx;
+};
+
+// The full-width tensors of a stage; a sub-model uses windows of them.
+Operands& stage_operands(int stage) {
+  static Operands ops[3];
+  Operands& o = ops[stage];
+  if (!o.x.defined()) {
+    Generator gen(uint64_t(stage) + 1);
+    const int64_t C = kChannels[stage], P = kPixels[stage];
+    o.x = randn({kBatch, C, P, P}, gen);
+    o.w = randn({C, C, 3, 3}, gen) * 0.05f;
+    o.dw = zeros({C, C, 3, 3});
+  }
+  return o;
+}
+
+void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm) {
+  const int stage = int(state.range(0)), width = int(state.range(1));
+  if (algorithm == cpu::ConvAlgorithm::direct && !cpu::direct_conv_available()) {
+    state.SkipWithError("the direct kernel needs AVX-512");
+    return;
+  }
+  NoGradGuard no_grad;
+  Operands& full = stage_operands(stage);
+  const int64_t C = kChannels[stage] * width / 8, P = kPixels[stage];
+  const Tensor x = full.x.narrow(1, 0, C), w = full.w.prefix({C, C}), dw = full.dw.prefix({C, C});
+  const Tensor y = zeros({kBatch, C, P, P}), dx = zeros({kBatch, C, P, P});
+  Generator gen(7);
+  const Tensor dy = randn({kBatch, C, P, P}, gen);
+  const Conv2dGeometry g{1, 1, 1, 1, 1, 1, 1};
+  Backend& be = backend_for(Device::cpu());
+  cpu::set_conv_algorithm(algorithm);
+  for (auto _ : state) {
+    if (backward)
+      be.conv2d_backward(dx, dw, Tensor(), dy, x, w, g);
+    else
+      be.conv2d(y, x, w, Tensor(), g);
+  }
+  cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
+  const double flops = 2.0 * double(kBatch) * double(C * C * 9) * double(P * P) * (backward ? 2 : 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The peak: 24 independent FMA chains per thread (enough to cover the FMA latency on two pipes).
+void peak_fma(benchmark::State& state) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__)
+  using V = __m512;
+  constexpr int lanes = 16;
+  auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
+  auto set = [](float f) { return _mm512_set1_ps(f); };
+  auto store = [](float* f, V v) { _mm512_storeu_ps(f, v); };
+#else
+  using V = __m256;
+  constexpr int lanes = 8;
+  auto fma = [](V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); };
+  auto set = [](float f) { return _mm256_set1_ps(f); };
+  auto store = [](float* f, V v) { _mm256_storeu_ps(f, v); };
+#endif
+  constexpr int64_t kSteps = 1 << 20;
+  const int threads = omp_get_max_threads();
+  float sink = 0.f;
+  for (auto _ : state) {
+#pragma omp parallel reduction(+ : sink)
+    {
+      V acc[24];
+      for (int j = 0; j < 24; ++j) acc[j] = set(0.001f * float(j));
+      const V a = set(0.9999f), b = set(1e-4f);
+      for (int64_t i = 0; i < kSteps; ++i) {
+#pragma GCC unroll 24
+        for (int j = 0; j < 24; ++j) acc[j] = fma(acc[j], a, b);
+      }
+      float f[lanes];
+      for (int j = 0; j < 24; ++j) {
+        store(f, acc[j]);
+        for (int l = 0; l < lanes; ++l) sink += f[l];
+      }
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  const double flops = 2.0 * lanes * 24 * double(kSteps) * threads;
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+#else
+  state.SkipWithError("no AVX2/AVX-512 in this build");
+#endif
+}
+
+void register_all() {
+  benchmark::RegisterBenchmark("peak/fma", peak_fma)->UseRealTime()->Unit(benchmark::kMillisecond);
+  const std::pair<const char*, cpu::ConvAlgorithm> algorithms[] = {
+      {"im2col", cpu::ConvAlgorithm::im2col}, {"shifted", cpu::ConvAlgorithm::shifted}, {"direct", cpu::ConvAlgorithm::direct}};
+  for (bool backward : {false, true})
+    for (int stage = 0; stage < 3; ++stage)
+      for (int width : {8, 4})
+        for (const auto& [name, algorithm] : algorithms) {
+          const std::string label = std::string("conv/") + (backward ? "backward/" : "forward/") + name + "/stage" +
+                                    std::to_string(stage + 1) + "/width" + std::to_string(width);
+          benchmark::RegisterBenchmark(label.c_str(), [backward, algorithm = algorithm](benchmark::State& s) {
+            conv(s, backward, algorithm);
+          })->Args({stage, width})->UseRealTime()->Unit(benchmark::kMillisecond);
+        }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
