@@ -40,9 +40,12 @@ DirectTile direct_tile_for(int64_t L, int64_t Cout) {
   return best;
 }
 
-void pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr, float* dst) {
-  for (int64_t b0 = 0; b0 < Cout; b0 += mr) {
-    const int64_t m = std::min<int64_t>(mr, Cout - b0);
+void pack_direct_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, int mr, float* packed) {
+  const int64_t blocks = (Cout + mr - 1) / mr;
+#pragma omp parallel for schedule(static) if (ntaps * Cout * Cin >= (1 << 15))
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t b0 = block * mr, m = std::min<int64_t>(mr, Cout - b0);
+    float* dst = packed + b0 * ntaps * Cin;
     for (int64_t ci = 0; ci < Cin; ++ci)
       for (int64_t t = 0; t < ntaps; ++t)
         for (int64_t r = 0; r < m; ++r) *dst++ = taps[(t * Cout + b0 + r) * Cin + ci];

@@ -46,6 +46,7 @@ Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
   Scratch buffer(taps * s.Cout * s.Cin);
   float* out = buffer.data();
   const float* wp = w.data<float>();
+#pragma omp parallel for schedule(static) if (taps * s.Cout * s.Cin >= (1 << 15))
   for (int64_t co = 0; co < s.Cout; ++co)
     for (int64_t ci = 0; ci < s.Cin; ++ci)
       for (int64_t t = 0; t < taps; ++t) out[(t * s.Cout + co) * s.Cin + ci] = wp[co * ldw + ci * taps + t];
@@ -59,6 +60,7 @@ Scratch flipped_filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
   Scratch buffer(taps * s.Cout * s.Cin);
   float* out = buffer.data();
   const float* wp = w.data<float>();
+#pragma omp parallel for schedule(static) if (taps * s.Cout * s.Cin >= (1 << 15))
   for (int64_t co = 0; co < s.Cout; ++co)
     for (int64_t ci = 0; ci < s.Cin; ++ci)
       for (int64_t t = 0; t < taps; ++t) out[((taps - 1 - t) * s.Cin + ci) * s.Cout + co] = wp[co * ldw + ci * taps + t];
@@ -241,12 +243,13 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   // The per-thread sums, added into the filter gradient's window in thread order (deterministic).
   float* out = dw.data<float>();
   const int64_t ldw = dw.stride(0);
-  for (int t = 0; t < team; ++t) {
-    const float* part = dw_parts[t];
-    for (int64_t co = 0; co < s.Cout; ++co)
+#pragma omp parallel for schedule(static)
+  for (int64_t co = 0; co < s.Cout; ++co)
+    for (int t = 0; t < team; ++t) {
+      const float* part = dw_parts[t];
       for (int64_t ci = 0; ci < s.Cin; ++ci)
         for (int64_t tap = 0; tap < ntaps; ++tap) out[co * ldw + ci * ntaps + tap] += part[tap * tap_size + co * s.Cin + ci];
-  }
+    }
 }
 
 }  // namespace sn::cpu
