@@ -9,7 +9,7 @@
 // [C/2, C/2] window of the same filter and the window of its gradient (nested views, no copies).
 // The algorithms are those of kernels/cpu/conv_shifted.h: im2col (one GEMM per image), shifted
 // (the padded planes, one BLAS GEMM per tap) and direct (the planes through the register-tiled
-// kernel; present where the build has AVX-512).
+// kernel, AVX-512 where the CPU has it), and direct-avx2 (the same kernel forced to AVX2).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -50,10 +50,12 @@ Operands& stage_operands(int stage) {
   return o;
 }
 
-void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm) {
+void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm, cpu::DirectIsa isa) {
   const int stage = int(state.range(0)), width = int(state.range(1));
+  cpu::set_direct_conv_isa(isa);
   if (algorithm == cpu::ConvAlgorithm::direct && !cpu::direct_conv_available()) {
-    state.SkipWithError("the direct kernel needs AVX-512");
+    cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
+    state.SkipWithError("the direct kernel does not run on this CPU (or with this instruction set)");
     return;
   }
   NoGradGuard no_grad;
@@ -73,6 +75,7 @@ void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm) 
       be.conv2d(y, x, w, Tensor(), g);
   }
   cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
+  cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
   const double flops = 2.0 * double(kBatch) * double(C * C * 9) * double(P * P) * (backward ? 2 : 1);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -124,16 +127,23 @@ void peak_fma(benchmark::State& state) {
 
 void register_all() {
   benchmark::RegisterBenchmark("peak/fma", peak_fma)->UseRealTime()->Unit(benchmark::kMillisecond);
-  const std::pair<const char*, cpu::ConvAlgorithm> algorithms[] = {
-      {"im2col", cpu::ConvAlgorithm::im2col}, {"shifted", cpu::ConvAlgorithm::shifted}, {"direct", cpu::ConvAlgorithm::direct}};
+  struct Algorithm {
+    const char* name;
+    cpu::ConvAlgorithm algorithm;
+    cpu::DirectIsa isa;
+  };
+  const Algorithm algorithms[] = {{"im2col", cpu::ConvAlgorithm::im2col, cpu::DirectIsa::automatic},
+                                  {"shifted", cpu::ConvAlgorithm::shifted, cpu::DirectIsa::automatic},
+                                  {"direct", cpu::ConvAlgorithm::direct, cpu::DirectIsa::automatic},
+                                  {"direct-avx2", cpu::ConvAlgorithm::direct, cpu::DirectIsa::avx2}};
   for (bool backward : {false, true})
     for (int stage = 0; stage < 3; ++stage)
       for (int width : {8, 4})
-        for (const auto& [name, algorithm] : algorithms) {
-          const std::string label = std::string("conv/") + (backward ? "backward/" : "forward/") + name + "/stage" +
+        for (const Algorithm& a : algorithms) {
+          const std::string label = std::string("conv/") + (backward ? "backward/" : "forward/") + a.name + "/stage" +
                                     std::to_string(stage + 1) + "/width" + std::to_string(width);
-          benchmark::RegisterBenchmark(label.c_str(), [backward, algorithm = algorithm](benchmark::State& s) {
-            conv(s, backward, algorithm);
+          benchmark::RegisterBenchmark(label.c_str(), [backward, a](benchmark::State& s) {
+            conv(s, backward, a.algorithm, a.isa);
           })->Args({stage, width})->UseRealTime()->Unit(benchmark::kMillisecond);
         }
 }

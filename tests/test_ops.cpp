@@ -254,42 +254,56 @@ TEST(Ops, BatchNormTrainAndEval) {
   }
 }
 
-// The direct kernel's tiles: channel counts that leave every remainder block (1..16 channels),
-// output lengths around the 16-lane vectors, paddings with and without the flipped backward-data
-// convolution (pad > K − 1 falls back to BLAS). Forward against the reference, and both gradients
+// One convolution through the direct kernel: forward against the reference, both gradients
 // (inputs and filter windows of larger tensors) against im2col.
+void expect_direct_matches_reference(const ref::Conv& c) {
+  SCOPED_TRACE("Cin " + std::to_string(c.Cin) + " H " + std::to_string(c.H) + " W " + std::to_string(c.W) + " Cout " +
+               std::to_string(c.Cout) + " K " + std::to_string(c.KH) + "x" + std::to_string(c.KW) + " pad " +
+               std::to_string(c.pad));
+  const Tensor X = random_tensor({c.N, c.Cin + 1, c.H, c.W}, 50), Wt = random_tensor({c.Cout + 2, c.Cin + 3, c.KH, c.KW}, 51);
+  const Tensor Bs = random_tensor({c.Cout}, 52);
+  const Conv2dGeometry g{1, 1, c.pad, c.pad, 1, 1, 1};
+  struct Result {
+    V y, dx, dw;
+  };
+  auto run = [&](cpu::ConvAlgorithm algorithm) {
+    cpu::set_conv_algorithm(algorithm);
+    Tensor xl = leaf(X.clone()), wl = leaf(Wt.clone());
+    Tensor y = conv2d(xl.narrow(1, 0, c.Cin), wl.prefix({c.Cout, c.Cin}), Bs, g);
+    Tensor dy = random_tensor(y.sizes(), 53);
+    sum(mul(y, dy)).backward();
+    cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
+    return Result{to_vector<float>(y), to_vector<float>(xl.grad()), to_vector<float>(wl.grad())};
+  };
+  const Result direct = run(cpu::ConvAlgorithm::direct), unrolled = run(cpu::ConvAlgorithm::im2col);
+  expect_close(direct.y, ref::conv2d(to_vector<float>(X.narrow(1, 0, c.Cin)), to_vector<float>(Wt.prefix({c.Cout, c.Cin})),
+                                     to_vector<float>(Bs), c),
+               1e-4f, "direct forward vs reference");
+  expect_close(direct.dx, unrolled.dx, 1e-4f, "dx direct vs im2col");
+  expect_close(direct.dw, unrolled.dw, 1e-4f, "dw direct vs im2col");
+}
+
+// The direct kernel's tiles, for every instruction set this CPU runs (AVX-512, AVX2): channel
+// counts that leave every remainder block (1..16 channels), output lengths around the 8- and
+// 16-lane vectors, paddings with and without the flipped backward-data convolution (pad > K − 1
+// falls back to BLAS).
 TEST(Ops, Conv2dDirectKernelTileShapes) {
-  if (!cpu::direct_conv_available()) GTEST_SKIP() << "the build has no AVX-512: the direct kernel is not compiled";
-  for (ref::Conv c : {ref::Conv{2, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 7, 4, 5, 13, 3, 3, 1, 1, 1, 1},
-                      ref::Conv{3, 16, 7, 7, 40, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 9, 14, 14, 24, 3, 3, 1, 1, 1, 1},
-                      ref::Conv{2, 4, 13, 11, 17, 5, 5, 1, 2, 1, 1}, ref::Conv{2, 6, 9, 8, 7, 3, 3, 1, 0, 1, 1},
-                      ref::Conv{2, 5, 6, 6, 9, 3, 3, 1, 2, 1, 1}, ref::Conv{2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1},
-                      ref::Conv{2, 1, 28, 28, 12, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 20, 3, 30, 11, 1, 3, 1, 1, 1, 1}}) {
-    SCOPED_TRACE("Cin " + std::to_string(c.Cin) + " H " + std::to_string(c.H) + " W " + std::to_string(c.W) + " Cout " +
-                 std::to_string(c.Cout) + " K " + std::to_string(c.KH) + "x" + std::to_string(c.KW) + " pad " +
-                 std::to_string(c.pad));
-    const Tensor X = random_tensor({c.N, c.Cin + 1, c.H, c.W}, 50), Wt = random_tensor({c.Cout + 2, c.Cin + 3, c.KH, c.KW}, 51);
-    const Tensor Bs = random_tensor({c.Cout}, 52);
-    const Conv2dGeometry g{1, 1, c.pad, c.pad, 1, 1, 1};
-    struct Result {
-      V y, dx, dw;
-    };
-    auto run = [&](cpu::ConvAlgorithm algorithm) {
-      cpu::set_conv_algorithm(algorithm);
-      Tensor xl = leaf(X.clone()), wl = leaf(Wt.clone());
-      Tensor y = conv2d(xl.narrow(1, 0, c.Cin), wl.prefix({c.Cout, c.Cin}), Bs, g);
-      Tensor dy = random_tensor(y.sizes(), 53);
-      sum(mul(y, dy)).backward();
-      cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
-      return Result{to_vector<float>(y), to_vector<float>(xl.grad()), to_vector<float>(wl.grad())};
-    };
-    const Result direct = run(cpu::ConvAlgorithm::direct), unrolled = run(cpu::ConvAlgorithm::im2col);
-    expect_close(direct.y, ref::conv2d(to_vector<float>(X.narrow(1, 0, c.Cin)),
-                                       to_vector<float>(Wt.prefix({c.Cout, c.Cin})), to_vector<float>(Bs), c),
-                 1e-4f, "direct forward vs reference");
-    expect_close(direct.dx, unrolled.dx, 1e-4f, "dx direct vs im2col");
-    expect_close(direct.dw, unrolled.dw, 1e-4f, "dw direct vs im2col");
+  int tested = 0;
+  for (cpu::DirectIsa isa : {cpu::DirectIsa::avx512, cpu::DirectIsa::avx2}) {
+    cpu::set_direct_conv_isa(isa);
+    if (!cpu::direct_conv_available()) continue;
+    ++tested;
+    SCOPED_TRACE(cpu::direct_conv_isa());
+    for (const ref::Conv& c :
+         {ref::Conv{2, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 7, 4, 5, 13, 3, 3, 1, 1, 1, 1},
+          ref::Conv{3, 16, 7, 7, 40, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 9, 14, 14, 24, 3, 3, 1, 1, 1, 1},
+          ref::Conv{2, 4, 13, 11, 17, 5, 5, 1, 2, 1, 1}, ref::Conv{2, 6, 9, 8, 7, 3, 3, 1, 0, 1, 1},
+          ref::Conv{2, 5, 6, 6, 9, 3, 3, 1, 2, 1, 1}, ref::Conv{2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1},
+          ref::Conv{2, 1, 28, 28, 12, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 20, 3, 30, 11, 1, 3, 1, 1, 1, 1}})
+      expect_direct_matches_reference(c);
   }
+  cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
+  if (tested == 0) GTEST_SKIP() << "this CPU or build has neither AVX-512 nor AVX2: the direct kernel does not run";
 }
 
 TEST(Ops, Conv2dGroupedDepthwiseStridedPadded) {

@@ -5,11 +5,12 @@
 //   out[co, p] = Σ_tap Σ_ci  w[tap, co, ci] · in[ci·plane + offset[tap] + p],   p < L
 //
 // A BLAS call per tap (K = Cin) re-reads and re-writes the whole output KH·KW times and runs
-// OpenBLAS's small-matrix kernels. This kernel instead keeps an MR × (16·NV) tile of the output in
-// AVX-512 registers across all KH·KW·Cin products, reading the plane in place (the taps are just
-// pointer offsets) and a filter packed so that each step broadcasts MR consecutive floats.
-// Compiled where the target has AVX-512 (SN_NATIVE on such a machine); elsewhere
-// direct_conv_available() is false and callers use the BLAS path.
+// OpenBLAS's small-matrix kernels. This kernel instead keeps an MR × (lanes·NV) tile of the
+// output in vector registers across all KH·KW·Cin products, reading the plane in place (the taps
+// are just pointer offsets) and a filter packed so that each step broadcasts MR consecutive floats.
+// It is compiled for AVX-512 and for AVX2 + FMA (x86-64, GCC or Clang) whatever the build's
+// -march, and the best one the CPU has is chosen at run time; elsewhere direct_conv_available()
+// is false and callers use the BLAS path.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,14 @@ namespace sn::cpu {
 
 bool direct_conv_available();
 
-// The output tile: NV vectors of 16 positions by MR channels (the last channel block may be
+// Which instruction set the kernel uses: the best the CPU has (automatic), or a forced one (tests,
+// comparisons; also SN_CONV_ISA=avx512|avx2). A forced one that the CPU or the build lacks makes
+// the kernel unavailable.
+enum class DirectIsa { automatic, avx512, avx2 };
+void set_direct_conv_isa(DirectIsa isa);
+const char* direct_conv_isa();  // "avx512", "avx2", or "none"
+
+// The output tile: NV vectors of positions by MR channels (the last channel block may be
 // smaller). Chosen per shape by a cycle estimate: lanes wasted past L on the last tile and
 // channel blocks too small to hide the FMA latency both cost.
 struct DirectTile {
@@ -50,7 +58,7 @@ void direct_conv_image(const DirectConvImage& job, const float* packed, DirectTi
 //   dw[tap, co, ci] += Σ_{p < L} dy[co·ld_dy + p] · x_t[(offset[tap] + p)·Cin + ci]
 //
 // x_t is the padded plane set in channels-last order ([position][ci]), so a tap is a row offset
-// and the kernel keeps an MR × 16·NV tile of dw (channels co by ci) in registers over all L
+// and the kernel keeps an MR × lanes·NV tile of dw (channels co by ci) in registers over all L
 // positions: one vector load of x_t and MR broadcasts of dy per position.
 struct DirectConvWeightImage {
   const float* dy;         // dy[co·ld_dy + p], zero where p is not an output position

@@ -1,0 +1,179 @@
+// kernels/cpu/conv_direct_kernels.h — the direct convolution's tile kernels, written once over a
+// vector instruction set and compiled once per instruction set (conv_direct_avx512.cpp,
+// conv_direct_avx2.cpp, each with its own compiler flags); conv_direct.cpp picks one at run time.
+//
+// An ISA type V supplies: Reg and Mask types, lanes, max_nv and max_mr[nv] (the largest tiles
+// whose MR·NV accumulators, NV operands and a broadcast fit its registers), and zero, set1,
+// load (masked; masked-off lanes are not read), store (masked), fma and mask(lanes_on).
+// Everything here has internal linkage: each translation unit gets its own copy for its ISA.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/cpu/conv_direct.h"
+
+namespace sn::cpu::direct_detail {
+
+// One ISA's entry points and tile limits, as conv_direct.cpp sees them.
+struct IsaKernels {
+  const char* name;
+  int lanes, max_nv;
+  std::array<int, 5> max_mr;  // per nv, 1..max_nv
+  void (*forward)(const DirectConvImage&, const float* packed, DirectTile);
+  void (*weight)(const DirectConvWeightImage&, DirectTile);
+};
+
+// nullptr where that translation unit could not be built for the ISA (not x86-64, or a compiler
+// without the flags); conv_direct.cpp also checks that the CPU has it.
+const IsaKernels* avx512_kernels();
+const IsaKernels* avx2_kernels();
+
+namespace {
+
+constexpr int kMaxRows = 16;  // no ISA has a larger max_mr
+
+// The lane masks of a tile's vectors (a struct, so that function pointer types name no vector
+// type, whose alignment attributes a template argument would drop).
+template <class V>
+struct Masks {
+  typename V::Mask of[4];
+};
+
+// One MR × lanes·NV output tile: `a` is the block's packed filter [ci][tap][MR], `in` the planes
+// already advanced to the tile's first position; masks.of[v] selects the lanes below L.
+template <class V, int MR, int NV>
+void tile_kernel(const float* a, const float* in, int64_t plane, const int64_t* offsets, int64_t ntaps, int64_t Cin,
+                 const Masks<V>& masks, float* out, int64_t ldo) {
+  typename V::Reg acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+  for (int64_t ci = 0; ci < Cin; ++ci, in += plane) {
+    for (int64_t t = 0; t < ntaps; ++t, a += MR) {
+      const float* b = in + offsets[t];
+      typename V::Reg bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = V::load(masks.of[v], b + V::lanes * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const typename V::Reg av = V::set1(a[r]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) V::store(masks.of[v], out + r * ldo + V::lanes * v, acc[r][v]);
+}
+
+// One MR × lanes·NV tile of the filter gradient of one tap (see direct_conv_weight_image).
+template <class V, int MR, int NV>
+void weight_tile_kernel(const float* dy, int64_t ld_dy, const float* x_t, int64_t ld_x, int64_t L,
+                        const Masks<V>& masks, float* dw, int64_t ld_w) {
+  typename V::Reg acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::load(masks.of[v], dw + r * ld_w + V::lanes * v);
+  for (int64_t p = 0; p < L; ++p, x_t += ld_x, ++dy) {
+    typename V::Reg bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(masks.of[v], x_t + V::lanes * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const typename V::Reg av = V::set1(dy[r * ld_dy]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) V::store(masks.of[v], dw + r * ld_w + V::lanes * v, acc[r][v]);
+}
+
+template <class V>
+using TileFn = void (*)(const float*, const float*, int64_t, const int64_t*, int64_t, int64_t, const Masks<V>&, float*,
+                        int64_t);
+template <class V>
+using WeightTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, const Masks<V>&, float*, int64_t);
+
+// Row nv of the kernel tables: entry m is the kernel for m channels (1 ≤ m ≤ max_mr[nv]).
+template <class V, int NV, int... M>
+constexpr std::array<TileFn<V>, kMaxRows + 1> tile_row(std::integer_sequence<int, M...>) {
+  std::array<TileFn<V>, kMaxRows + 1> row{};
+  ((row[size_t(M + 1)] = &tile_kernel<V, M + 1, NV>), ...);
+  return row;
+}
+template <class V, int NV, int... M>
+constexpr std::array<WeightTileFn<V>, kMaxRows + 1> weight_row(std::integer_sequence<int, M...>) {
+  std::array<WeightTileFn<V>, kMaxRows + 1> row{};
+  ((row[size_t(M + 1)] = &weight_tile_kernel<V, M + 1, NV>), ...);
+  return row;
+}
+
+template <class V, int... NV>
+constexpr std::array<std::array<TileFn<V>, kMaxRows + 1>, 5> tile_table(std::integer_sequence<int, NV...>) {
+  std::array<std::array<TileFn<V>, kMaxRows + 1>, 5> table{};
+  ((table[size_t(NV + 1)] = tile_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
+  return table;
+}
+template <class V, int... NV>
+constexpr std::array<std::array<WeightTileFn<V>, kMaxRows + 1>, 5> weight_table(std::integer_sequence<int, NV...>) {
+  std::array<std::array<WeightTileFn<V>, kMaxRows + 1>, 5> table{};
+  ((table[size_t(NV + 1)] = weight_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
+  return table;
+}
+
+// The masks of the vectors of a tile starting at lane `first` of `count`.
+template <class V>
+Masks<V> lane_masks(int64_t first, int64_t count, int nv) {
+  Masks<V> masks;
+  for (int v = 0; v < nv; ++v) masks.of[v] = V::mask(std::clamp<int64_t>(count - first - V::lanes * v, 0, V::lanes));
+  return masks;
+}
+
+template <class V>
+void forward_image(const DirectConvImage& job, const float* packed, DirectTile tile) {
+  static constexpr auto kTiles = tile_table<V>(std::make_integer_sequence<int, V::max_nv>());
+  const int64_t K = job.ntaps * job.Cin, width = V::lanes * tile.nv;
+  for (int64_t p0 = 0; p0 < job.L; p0 += width) {
+    const Masks<V> masks = lane_masks<V>(p0, job.L, tile.nv);
+    for (int64_t b0 = 0; b0 < job.Cout; b0 += tile.mr) {
+      const int64_t m = std::min<int64_t>(tile.mr, job.Cout - b0);
+      kTiles[size_t(tile.nv)][size_t(m)](packed + b0 * K, job.in + p0, job.plane, job.offsets, job.ntaps, job.Cin,
+                                         masks, job.out + b0 * job.ldo + p0, job.ldo);
+    }
+  }
+}
+
+template <class V>
+void weight_image(const DirectConvWeightImage& job, DirectTile tile) {
+  static constexpr auto kTiles = weight_table<V>(std::make_integer_sequence<int, V::max_nv>());
+  const int64_t width = V::lanes * tile.nv, tap_size = job.Cout * job.Cin;
+  for (int64_t c0 = 0; c0 < job.Cin; c0 += width) {
+    const Masks<V> masks = lane_masks<V>(c0, job.Cin, tile.nv);
+    for (int64_t t = 0; t < job.ntaps; ++t)
+      for (int64_t b0 = 0; b0 < job.Cout; b0 += tile.mr) {
+        const int64_t m = std::min<int64_t>(tile.mr, job.Cout - b0);
+        kTiles[size_t(tile.nv)][size_t(m)](job.dy + b0 * job.ld_dy, job.ld_dy, job.x_t + job.offsets[t] * job.Cin + c0,
+                                           job.Cin, job.L, masks, job.dw + t * tap_size + b0 * job.Cin + c0, job.Cin);
+      }
+  }
+}
+
+template <class V>
+IsaKernels kernels_for(const char* name) {
+  IsaKernels k{name, V::lanes, V::max_nv, {}, &forward_image<V>, &weight_image<V>};
+  for (int nv = 1; nv <= V::max_nv; ++nv) k.max_mr[size_t(nv)] = V::max_mr[size_t(nv)];
+  return k;
+}
+
+}  // namespace
+}  // namespace sn::cpu::direct_detail
