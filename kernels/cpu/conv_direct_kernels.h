@@ -42,60 +42,65 @@ struct Masks {
   typename V::Mask of[4];
 };
 
+// MR × lanes·NV accumulators, meant to live in registers (every loop over r and v unrolls).
+template <class V, int MR, int NV>
+struct Tile {
+  typename V::Reg acc[MR][NV];
+
+  [[gnu::always_inline]] void zero() {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+  }
+  // Row r of the tile from / to p + r·ld.
+  [[gnu::always_inline]] void load(const float* p, int64_t ld, const Masks<V>& masks) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::load(masks.of[v], p + r * ld + V::lanes * v);
+  }
+  [[gnu::always_inline]] void store(float* p, int64_t ld, const Masks<V>& masks) const {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) V::store(masks.of[v], p + r * ld + V::lanes * v, acc[r][v]);
+  }
+  // acc[r] += a[r·lda] · b: one row of lanes·NV floats of b, MR broadcasts.
+  [[gnu::always_inline]] void add_outer(const float* a, int64_t lda, const float* b, const Masks<V>& masks) {
+    typename V::Reg bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(masks.of[v], b + V::lanes * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const typename V::Reg av = V::set1(a[r * lda]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+    }
+  }
+};
+
 // One MR × lanes·NV output tile: `a` is the block's packed filter [ci][tap][MR], `in` the planes
 // already advanced to the tile's first position; masks.of[v] selects the lanes below L.
 template <class V, int MR, int NV>
 void tile_kernel(const float* a, const float* in, int64_t plane, const int64_t* offsets, int64_t ntaps, int64_t Cin,
                  const Masks<V>& masks, float* out, int64_t ldo) {
-  typename V::Reg acc[MR][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-  for (int64_t ci = 0; ci < Cin; ++ci, in += plane) {
-    for (int64_t t = 0; t < ntaps; ++t, a += MR) {
-      const float* b = in + offsets[t];
-      typename V::Reg bv[NV];
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = V::load(masks.of[v], b + V::lanes * v);
-#pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const typename V::Reg av = V::set1(a[r]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) V::store(masks.of[v], out + r * ldo + V::lanes * v, acc[r][v]);
+  Tile<V, MR, NV> tile;
+  tile.zero();
+  for (int64_t ci = 0; ci < Cin; ++ci, in += plane)
+    for (int64_t t = 0; t < ntaps; ++t, a += MR) tile.add_outer(a, 1, in + offsets[t], masks);
+  tile.store(out, ldo, masks);
 }
 
-// One MR × lanes·NV tile of the filter gradient of one tap (see direct_conv_weight_image).
+// One MR × lanes·NV tile of the filter gradient of one tap (see direct_conv_weight_image),
+// accumulated into dw.
 template <class V, int MR, int NV>
 void weight_tile_kernel(const float* dy, int64_t ld_dy, const float* x_t, int64_t ld_x, int64_t L,
                         const Masks<V>& masks, float* dw, int64_t ld_w) {
-  typename V::Reg acc[MR][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::load(masks.of[v], dw + r * ld_w + V::lanes * v);
-  for (int64_t p = 0; p < L; ++p, x_t += ld_x, ++dy) {
-    typename V::Reg bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = V::load(masks.of[v], x_t + V::lanes * v);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const typename V::Reg av = V::set1(dy[r * ld_dy]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) V::store(masks.of[v], dw + r * ld_w + V::lanes * v, acc[r][v]);
+  Tile<V, MR, NV> tile;
+  tile.load(dw, ld_w, masks);
+  for (int64_t p = 0; p < L; ++p, x_t += ld_x, ++dy) tile.add_outer(dy, ld_dy, x_t, masks);
+  tile.store(dw, ld_w, masks);
 }
 
 template <class V>

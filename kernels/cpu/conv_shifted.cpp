@@ -39,9 +39,11 @@ inline void copy_block(const float* src, int64_t src_ld, float* dst, int64_t dst
   for (int64_t r = 0; r < rows; ++r) std::copy(src + r * src_ld, src + r * src_ld + width, dst + r * dst_ld);
 }
 
-// The filter regrouped by tap: taps[t][co][ci] = w[co, ci, kh, kw] with t = kh·KW + kw, so that
-// each tap is a [Cout, Cin] matrix.
-Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
+// The filter regrouped by tap, each tap a [Cout, Cin] matrix: taps[t][co][ci] = w[co, ci, kh, kw]
+// with t = kh·KW + kw. Flipped, for the backward-data convolution: rotated by 180° and with the
+// channel roles swapped, flipped[t'][ci][co] = w[co, ci, KH−1−kh', KW−1−kw'], a [Cin, Cout]
+// matrix per tap.
+Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s, bool flipped = false) {
   const int64_t taps = s.KH * s.KW, ldw = w.stride(0);
   Scratch buffer(taps * s.Cout * s.Cin);
   float* out = buffer.data();
@@ -49,21 +51,10 @@ Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
 #pragma omp parallel for schedule(static) if (taps * s.Cout * s.Cin >= (1 << 15))
   for (int64_t co = 0; co < s.Cout; ++co)
     for (int64_t ci = 0; ci < s.Cin; ++ci)
-      for (int64_t t = 0; t < taps; ++t) out[(t * s.Cout + co) * s.Cin + ci] = wp[co * ldw + ci * taps + t];
-  return buffer;
-}
-
-// The filter of the backward-data convolution: rotated by 180° and with its channel roles swapped,
-// flipped[t'][ci][co] = w[co, ci, KH−1−kh', KW−1−kw'], a [Cin, Cout] matrix per tap.
-Scratch flipped_filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
-  const int64_t taps = s.KH * s.KW, ldw = w.stride(0);
-  Scratch buffer(taps * s.Cout * s.Cin);
-  float* out = buffer.data();
-  const float* wp = w.data<float>();
-#pragma omp parallel for schedule(static) if (taps * s.Cout * s.Cin >= (1 << 15))
-  for (int64_t co = 0; co < s.Cout; ++co)
-    for (int64_t ci = 0; ci < s.Cin; ++ci)
-      for (int64_t t = 0; t < taps; ++t) out[((taps - 1 - t) * s.Cin + ci) * s.Cout + co] = wp[co * ldw + ci * taps + t];
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t at = flipped ? ((taps - 1 - t) * s.Cin + ci) * s.Cout + co : (t * s.Cout + co) * s.Cin + ci;
+        out[at] = wp[co * ldw + ci * taps + t];
+      }
   return buffer;
 }
 
@@ -170,7 +161,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp), offsets_q = tap_offsets(s.KH, s.KW, Wq);
   const DirectTile tile = direct_tile_for(Lq, s.Cin), weight_tile = direct_tile_for(s.Cin, s.Cout);
   if (direct_dx) {
-    const Scratch flipped = flipped_filter_by_tap(w, s);
+    const Scratch flipped = filter_by_tap(w, s, /*flipped=*/true);
     packed = Scratch(ntaps * s.Cin * s.Cout);
     pack_direct_filter(flipped.data(), ntaps, s.Cin, s.Cout, tile.mr, packed.data());
   } else if (dx.defined()) {
