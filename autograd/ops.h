@@ -16,6 +16,9 @@ namespace sn {
 
 // ---- factories ------------------------------------------------------------------------------
 Tensor empty(const Shape& sizes, DType dtype = DType::f32, Device device = Device::cpu());
+// Host memory the accelerator copies from asynchronously (Tensor::to(device, non_blocking));
+// ordinary host memory when no accelerator backend is in use.
+Tensor empty_pinned(const Shape& sizes, DType dtype = DType::f32);
 Tensor zeros(const Shape& sizes, DType dtype = DType::f32, Device device = Device::cpu());
 Tensor ones(const Shape& sizes, DType dtype = DType::f32, Device device = Device::cpu());
 Tensor full(const Shape& sizes, float value, DType dtype = DType::f32, Device device = Device::cpu());

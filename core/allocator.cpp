@@ -2,6 +2,7 @@
 #include "core/allocator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -34,6 +35,7 @@ class CpuCachingAllocator final : public CachingAllocator {
 };
 
 Allocator* g_allocators[kDeviceTypes] = {nullptr, nullptr};
+std::atomic<Allocator*> g_pinned_host{nullptr};
 thread_local std::function<void(size_t)> t_observer;
 
 }  // namespace
@@ -115,6 +117,9 @@ Allocator& allocator_for(Device device) {
 }
 
 void register_allocator(DeviceType type, Allocator* allocator) { g_allocators[int(type)] = allocator; }
+
+Allocator* pinned_host_allocator() { return g_pinned_host.load(std::memory_order_acquire); }
+void register_pinned_host_allocator(Allocator* allocator) { g_pinned_host.store(allocator, std::memory_order_release); }
 
 AllocationObserver::AllocationObserver(std::function<void(size_t)> observer)
     : previous_(std::move(t_observer)) {

@@ -65,6 +65,11 @@ class CachingAllocator : public Allocator {
 Allocator& allocator_for(Device device);
 void register_allocator(DeviceType type, Allocator* allocator);
 
+// Page-locked host memory, from which an accelerator copies to itself asynchronously (the data
+// loader stages batches there). An accelerator backend registers it (CUDA does); null without one.
+Allocator* pinned_host_allocator();
+void register_pinned_host_allocator(Allocator* allocator);
+
 // While alive, calls `observer(nbytes)` on every allocation request on this thread
 // (tests use it to prove that a computation allocates no parameter-sized buffer).
 class AllocationObserver {

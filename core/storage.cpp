@@ -11,6 +11,15 @@ Storage::Storage(size_t nbytes, Device device)
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void(void*)> release)
     : data_(data), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
 
+std::shared_ptr<Storage> Storage::pinned_host(size_t nbytes) {
+  Allocator* pinned = pinned_host_allocator();
+  if (!pinned) return std::make_shared<Storage>(nbytes, Device::cpu());
+  auto storage = std::make_shared<Storage>(pinned->allocate(nbytes), nbytes, Device::cpu(),
+                                           [pinned, nbytes](void* p) { pinned->deallocate(p, nbytes); });
+  storage->pinned_ = true;
+  return storage;
+}
+
 Storage::~Storage() {
   if (release_) {
     release_(data_);

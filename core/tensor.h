@@ -80,7 +80,12 @@ class Tensor {
   Tensor reshape(Shape sizes) const;  // a view when possible, else a copy
   Tensor flatten(int64_t start = 0, int64_t end = -1) const;
   Tensor to(DType dtype) const;
-  Tensor to(Device device) const;
+  // Host <-> device copies wait for the transfer, except non_blocking from pinned host memory
+  // to the device, which is queued on the device's stream: the source must then not be written
+  // until that stream has passed the copy (its memory returns to the pinned cache only then).
+  Tensor to(Device device, bool non_blocking = false) const;
+  Tensor pin_memory() const;  // a copy in pinned host memory (itself when already pinned)
+  bool is_pinned() const;     // lives in page-locked host memory
   // Moves a leaf's data (and its gradient, if any) to `device` in place: every handle to this
   // tensor, e.g. a layer's member and the module's parameter list, sees the new storage.
   void relocate(Device device);

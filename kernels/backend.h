@@ -41,6 +41,9 @@ class Backend {
 
   // dst[...] = src[...]; same sizes, any strides; converts between dtypes.
   virtual void copy(const Tensor& dst, const Tensor& src);
+  // The same, except that a host -> device copy from pinned memory may return before it is done
+  // (an accelerator queues it on its stream); every other copy behaves as copy().
+  virtual void copy_non_blocking(const Tensor& dst, const Tensor& src) { copy(dst, src); }
   virtual void fill(const Tensor& dst, float value);
   // dst = uniform [0,1) or standard normal; element i draws from block(first_block + i/4 or i/2).
   virtual void fill_uniform(const Tensor& dst, const Generator& gen, uint64_t first_block);

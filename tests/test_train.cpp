@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/allocator.h"
 #include "core/grad_mode.h"
 #include "models/model.h"
 #include "test_util.h"
@@ -325,6 +326,15 @@ TEST(Data, LoaderBatchesAreAFunctionOfEpochAndIndex) {
   EXPECT_EQ(x.index, 2);
   EXPECT_EQ(to_vector<float>(x.images), to_vector<float>(y.images));
   EXPECT_EQ(to_vector<int64_t>(x.labels), to_vector<int64_t>(y.labels));
+  // Staged in pinned memory (ordinary memory without a GPU backend), the batches are the same.
+  BatchLoader c(d, 16, true, Augment{2, true}, 5);
+  c.set_pinned(true);
+  c.seek(1, 2);
+  Batch z = c.next();
+  EXPECT_EQ(z.images.is_pinned(), pinned_host_allocator() != nullptr);
+  EXPECT_EQ(to_vector<float>(z.images), to_vector<float>(x.images));
+  EXPECT_EQ(to_vector<int64_t>(z.labels), to_vector<int64_t>(x.labels));
+  EXPECT_TRUE(z.images.to(Device::cpu(), /*non_blocking=*/true).same(z.images));
 }
 
 }  // namespace

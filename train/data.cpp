@@ -173,6 +173,7 @@ void BatchLoader::stop() {
 void BatchLoader::seek(int64_t epoch, int64_t index) {
   std::lock_guard<std::mutex> lock(mu_);
   ready_.clear();
+  ++generation_;
   next_epoch_ = epoch;
   next_index_ = index;
   cv_.notify_all();
@@ -198,10 +199,11 @@ void BatchLoader::worker() {
     cv_.wait(lock, [&] { return stopping_ || int64_t(ready_.size()) < prefetch_; });
     if (stopping_) return;
     const int64_t epoch = next_epoch_, index = next_index_;
+    const uint64_t generation = generation_;
     lock.unlock();
     Batch b = make(epoch, index);
     lock.lock();
-    if (epoch != next_epoch_ || index != next_index_) continue;  // a seek happened meanwhile
+    if (generation != generation_) continue;  // a seek happened meanwhile
     ready_.push_back(std::move(b));
     if (++next_index_ == batches_per_epoch_) next_index_ = 0, ++next_epoch_;
     cv_.notify_all();
@@ -224,8 +226,10 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
   Batch b;
   b.epoch = epoch;
   b.index = index;
-  b.images = empty({rows, C, H, W});
-  std::vector<int64_t> labels(static_cast<size_t>(rows));
+  const bool pinned = pinned_.load();
+  b.images = pinned ? empty_pinned({rows, C, H, W}) : empty({rows, C, H, W});
+  b.labels = pinned ? empty_pinned({rows}, DType::i64) : empty({rows}, DType::i64);
+  int64_t* labels = b.labels.data<int64_t>();
   const float* src = data_.images.contiguous().data<float>();
   const int64_t* lab = data_.labels.contiguous().data<int64_t>();
   float* dst = b.images.data<float>();
@@ -239,7 +243,7 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
     const int64_t j = jg - first;
     if (j < 0 || j >= rows) continue;
     const int64_t ex = order[size_t(index * batch_size_ + jg)];
-    labels[size_t(j)] = lab[ex];
+    labels[j] = lab[ex];
     for (int64_t c = 0; c < C; ++c) {
       const float* in = src + (ex * C + c) * plane;
       float* out = dst + (j * C + c) * plane;
@@ -251,7 +255,6 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
         }
     }
   }
-  b.labels = from_vector(labels, {rows});
   return b;
 }
 

@@ -5,6 +5,7 @@
 // allocates more than the file can hold.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -60,6 +61,10 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  // Batches made from now on (every batch after the next seek) live in pinned host memory, so
+  // that Tensor::to(gpu, true) copies them without the host waiting (ordinary memory when no
+  // GPU backend is in use).
+  void set_pinned(bool pinned) { pinned_.store(pinned); }
   // Restarts the stream at batch `index` of `epoch`.
   void seek(int64_t epoch, int64_t index);
   Batch next();
@@ -77,11 +82,13 @@ class BatchLoader {
   Augment augment_;
   uint64_t seed_;
   int64_t prefetch_;
+  std::atomic<bool> pinned_{false};
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Batch> ready_;
   int64_t next_epoch_ = 0, next_index_ = 0;  // what the worker makes next
+  uint64_t generation_ = 0;                   // bumped by seek: batches begun before it are dropped
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -158,6 +158,7 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   loader_ = std::make_unique<BatchLoader>(train_set_, config_.batch_size, true,
                                           Augment{config_.crop_padding, config_.flip}, config_.seed, 2, comm_->rank(),
                                           comm_->size());
+  loader_->set_pinned(device_.is_cuda());  // batches copied to the GPU without the host waiting
   batches_per_step_ = config_.new_batch_per_submodel ? per_step : 1;
   total_steps_ = config_.epochs * loader_->batches_per_epoch() / batches_per_step_;
   if (config_.max_steps > 0) total_steps_ = std::min(total_steps_, config_.max_steps);
@@ -275,13 +276,12 @@ void Trainer::train_step() {
   const float T = float(config_.distill_temperature), alpha = float(config_.distill_alpha);
   Tensor teacher;
   Batch batch;
-  double loss_sum = 0;
-  bool finite_loss = true;
+  std::vector<Tensor> ce_values;  // read back once per step: on a GPU each read waits for the device
   for (size_t j = 0; j < subs.size(); ++j) {
     if (j == 0 || config_.new_batch_per_submodel) {
       batch = loader_->next();
-      batch.images = batch.images.to(device_);
-      batch.labels = batch.labels.to(device_);
+      batch.images = batch.images.to(device_, /*non_blocking=*/true);
+      batch.labels = batch.labels.to(device_, /*non_blocking=*/true);
     }
     const SubModel sub = space.at(subs[j]);
     Tensor logits = model_->forward(batch.images, {sub, subs[j], &dropout_rng_});
@@ -294,9 +294,7 @@ void Trainer::train_step() {
       NoGradGuard no_grad;
       teacher = softmax(logits.detach() * (1.f / T));
     }
-    const double ce_value = ce.item();
-    finite_loss = finite_loss && std::isfinite(ce_value);
-    loss_sum += ce_value;
+    ce_values.push_back(ce.detach().reshape({1}));
     for (size_t i = 0; i < params.size(); ++i) {  // the union of the nested windows
       Shape a = params[i].second->active_shape(sub);
       for (size_t d = 0; d < a.size(); ++d) windows[i][d] = std::max(windows[i][d], a[d]);
@@ -305,6 +303,12 @@ void Trainer::train_step() {
       params[0].second->tensor.grad().prefix(windows[0]).fill_(NAN);
     crash_point("accumulate");  // crash tests: killed between two sub-models of one step
     if (failpoint("stall")) std::this_thread::sleep_for(std::chrono::hours(1));  // a hung rank, for tests
+  }
+  double loss_sum = 0;
+  bool finite_loss = true;
+  for (float ce_value : to_vector<float>(cat(ce_values, 0))) {
+    finite_loss = finite_loss && std::isfinite(ce_value);
+    loss_sum += ce_value;
   }
   if (comm_->size() > 1) reduce_step(windows, loss_sum);
   else stop_signal_ = g_stop_signal.load();

@@ -5,25 +5,41 @@
 
 namespace sn {
 
-Tensor empty(const Shape& sizes, DType dtype, Device device) {
-  for (int64_t s : sizes) SN_CHECK(s >= 0, "empty", "negative size in ", shape_str(sizes));
-  backend_for(device);  // a backend registers its device allocator on first use
+namespace {
+
+// A new contiguous tensor over storage from `make(bytes)`; errors name the tensor, not only the bytes.
+template <class Make>
+Tensor allocate_tensor(const Shape& sizes, DType dtype, Device device, const char* op, Make make) {
+  for (int64_t s : sizes) SN_CHECK(s >= 0, op, "negative size in ", shape_str(sizes));
   int64_t n = 1, bytes = 0;
   for (int64_t s : sizes)
-    SN_CHECK(!__builtin_mul_overflow(n, s, &n), "empty", "shape ", shape_str(sizes), " has too many elements");
-  SN_CHECK(!__builtin_mul_overflow(n, int64_t(element_size(dtype)), &bytes), "empty", "shape ", shape_str(sizes),
+    SN_CHECK(!__builtin_mul_overflow(n, s, &n), op, "shape ", shape_str(sizes), " has too many elements");
+  SN_CHECK(!__builtin_mul_overflow(n, int64_t(element_size(dtype)), &bytes), op, "shape ", shape_str(sizes),
            " is too large");
   std::shared_ptr<Storage> storage;
   try {
-    storage = std::make_shared<Storage>(size_t(bytes), device);
-  } catch (const Error& e) {  // name the tensor, not only the byte count
-    fail("empty", detail::concat("cannot allocate a ", shape_str(sizes), " ", dtype_name(dtype), " tensor (",
-                                 bytes, " bytes) on ", device.str(), ": ", e.what()));
+    storage = make(size_t(bytes));
+  } catch (const Error& e) {
+    fail(op, detail::concat("cannot allocate a ", shape_str(sizes), " ", dtype_name(dtype), " tensor (", bytes,
+                            " bytes) on ", device.str(), ": ", e.what()));
   } catch (const std::bad_alloc&) {
-    fail("empty", detail::concat("cannot allocate a ", shape_str(sizes), " ", dtype_name(dtype), " tensor (",
-                                 bytes, " bytes) on ", device.str(), ": out of memory"));
+    fail(op, detail::concat("cannot allocate a ", shape_str(sizes), " ", dtype_name(dtype), " tensor (", bytes,
+                            " bytes) on ", device.str(), ": out of memory"));
   }
   return Tensor::from_storage(std::move(storage), sizes, contiguous_strides(sizes), 0, dtype);
+}
+
+}  // namespace
+
+Tensor empty(const Shape& sizes, DType dtype, Device device) {
+  backend_for(device);  // a backend registers its device allocator on first use
+  return allocate_tensor(sizes, dtype, device, "empty",
+                         [&](size_t bytes) { return std::make_shared<Storage>(bytes, device); });
+}
+
+Tensor empty_pinned(const Shape& sizes, DType dtype) {
+  return allocate_tensor(sizes, dtype, Device::cpu(), "empty_pinned",
+                         [](size_t bytes) { return Storage::pinned_host(bytes); });
 }
 
 Tensor full(const Shape& sizes, float value, DType dtype, Device device) {

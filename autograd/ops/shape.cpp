@@ -46,7 +46,7 @@ Tensor Tensor::to(DType target) const {
   return out;  // conversions leave the graph: only f32 carries gradients
 }
 
-Tensor Tensor::to(Device target) const {
+Tensor Tensor::to(Device target, bool non_blocking) const {
   SN_CHECK(defined(), "to", "undefined tensor");
   if (target == device()) return *this;
   // Transfers go through the accelerator's backend and need a contiguous host side.
@@ -54,11 +54,23 @@ Tensor Tensor::to(Device target) const {
   Tensor src = device().is_cpu() ? contiguous().detach() : detach();
   Tensor out = empty(sizes(), dtype(), target);
   if (!src.is_contiguous()) src = src.clone().detach();  // device-side packing
-  accel.copy(out, src);
+  if (non_blocking) accel.copy_non_blocking(out, src);
+  else accel.copy(out, src);
   Device from = device();
   return record("to_device", out, {this}, [from](BackwardContext& ctx) {
     ctx.accumulate(0, ctx.grad().to(from));
   });
+}
+
+bool Tensor::is_pinned() const { return defined() && storage()->pinned(); }
+
+Tensor Tensor::pin_memory() const {
+  SN_CHECK(defined(), "pin_memory", "undefined tensor");
+  SN_CHECK(device().is_cpu(), "pin_memory", "only host tensors can be pinned, got ", device().str());
+  if (is_pinned()) return *this;
+  Tensor out = empty_pinned(sizes(), dtype());
+  backend_for(Device::cpu()).copy(out, detach());
+  return out;  // like to(): a staging copy, outside the graph
 }
 
 void Tensor::relocate(Device target) {

@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/pinned.h"
 #include "kernels/cuda/launch.cuh"
 
 namespace sn {
@@ -165,6 +166,20 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
     case 4: return launch(uint32_t{});
     default: return launch(uint64_t{});
   }
+}
+
+void CudaBackend::copy_non_blocking(const Tensor& dst, const Tensor& src) {
+  const bool staged = src.device().is_cpu() && dst.device().is_cuda() && src.is_pinned() &&
+                      dst.dtype() == src.dtype() && dst.sizes() == src.sizes() && dst.is_contiguous() &&
+                      src.is_contiguous();
+  if (!staged) return copy(dst, src);
+  const size_t bytes = size_t(dst.numel()) * element_size(dst.dtype());
+  if (bytes == 0) return;
+  SN_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), bytes, cudaMemcpyHostToDevice, current_stream()));
+  // The source block stays out of the pinned cache until the copy is done; memory pinned by
+  // someone else has no such guard, so wait for it.
+  if (!cuda::record_pinned_copy(src.data_ptr(), current_stream()))
+    SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
 }
 
 }  // namespace sn

@@ -14,6 +14,57 @@ int cuda_device_count();
 // The stream kernels of the current thread run on (the default stream until set).
 cudaStream_t current_stream();
 
+// A stream of its own (non-blocking with respect to the default stream).
+class CudaStream {
+ public:
+  CudaStream();
+  ~CudaStream();
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  cudaStream_t get() const { return stream_; }
+  void synchronize() const;  // the host waits for the work queued so far
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+// Makes `stream` the calling thread's current stream for a scope. The caching allocator does not
+// track streams, so the scope is ordered with the stream it replaces at both ends (that stream's
+// queued work before the scope's, the scope's before anything queued after it): memory freed on
+// one side and reused on the other is never read by both. The host never waits. Concurrency
+// comes from several host threads, each with its own stream, sharing no temporary tensors.
+class CudaStreamGuard {
+ public:
+  explicit CudaStreamGuard(cudaStream_t stream);
+  ~CudaStreamGuard();
+  CudaStreamGuard(const CudaStreamGuard&) = delete;
+  CudaStreamGuard& operator=(const CudaStreamGuard&) = delete;
+
+ private:
+  cudaStream_t previous_;
+};
+
+// A point in a stream: record it, then make another stream or the host wait for it, or time
+// the work between two of them.
+class CudaEvent {
+ public:
+  explicit CudaEvent(bool timing = false);
+  ~CudaEvent();
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record(cudaStream_t stream = current_stream());
+  // Work queued on `stream` after this call starts once the event's point has passed.
+  void block(cudaStream_t stream = current_stream()) const;
+  void synchronize() const;  // the host waits
+  bool query() const;        // passed already
+  // Milliseconds from `start` to this event; both recorded with timing on, this one passed.
+  float elapsed_ms(const CudaEvent& start) const;
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
 // fp32 GEMMs (and the convolutions built on them) use the TF32 tensor cores unless disabled
 // (default on, as in the frameworks users compare with; SN_CUDA_TF32=0 turns it off at start).
 void set_cuda_tf32(bool enabled);
@@ -36,6 +87,8 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   // Same device, or host <-> device (then the host side must be contiguous; Tensor::to packs).
   void copy(const Tensor& dst, const Tensor& src) override;
+  // From pinned host memory (empty_pinned): queued on the current stream, no host wait.
+  void copy_non_blocking(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& dst, float value) override;
   void fill_uniform(const Tensor& dst, const Generator& gen, uint64_t first_block) override;
   void fill_normal(const Tensor& dst, const Generator& gen, uint64_t first_block) override;
@@ -84,7 +137,7 @@ class CudaBackend final : public Backend {
   void embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index) override;
 };
 
-// The backend instance; registers the CUDA allocator on first use.
+// The backend instance; registers the CUDA allocators (device, pinned host) on first use.
 Backend& cuda_backend();
 
 }  // namespace sn

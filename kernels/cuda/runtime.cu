@@ -9,6 +9,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/pinned.h"
 
 namespace sn {
 namespace {
@@ -54,6 +55,55 @@ int cuda_device_count() {
 bool cuda_available() { return cuda_device_count() > 0; }
 
 cudaStream_t current_stream() { return t_stream; }
+
+CudaStream::CudaStream() { SN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+CudaStream::~CudaStream() { cudaStreamDestroy(stream_); }  // returns at once; queued work still runs
+void CudaStream::synchronize() const { SN_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+namespace {
+// Work queued on `waiter` from now on starts after the work queued on `first` so far.
+void order_after(cudaStream_t waiter, cudaStream_t first) {
+  if (waiter == first) return;
+  CudaEvent point;
+  point.record(first);
+  point.block(waiter);
+}
+}  // namespace
+
+CudaStreamGuard::CudaStreamGuard(cudaStream_t stream) : previous_(t_stream) {
+  order_after(stream, previous_);
+  t_stream = stream;
+}
+
+CudaStreamGuard::~CudaStreamGuard() {
+  try {
+    order_after(previous_, t_stream);
+  } catch (const Error&) {  // a failed device stays failed: the next checked call reports it
+  }
+  t_stream = previous_;
+}
+
+CudaEvent::CudaEvent(bool timing) {
+  SN_CUDA_CHECK(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming));
+}
+CudaEvent::~CudaEvent() { cudaEventDestroy(event_); }  // legal while pending
+void CudaEvent::record(cudaStream_t stream) { SN_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+void CudaEvent::block(cudaStream_t stream) const { SN_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0)); }
+void CudaEvent::synchronize() const { SN_CUDA_CHECK(cudaEventSynchronize(event_)); }
+bool CudaEvent::query() const {
+  const cudaError_t status = cudaEventQuery(event_);
+  if (status == cudaErrorNotReady) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  SN_CUDA_CHECK(status);
+  return true;
+}
+float CudaEvent::elapsed_ms(const CudaEvent& start) const {
+  float ms = 0;
+  SN_CUDA_CHECK(cudaEventElapsedTime(&ms, start.event_, event_));
+  return ms;
+}
 
 namespace cuda {
 
@@ -106,6 +156,9 @@ Backend& cuda_backend() {
     if (const char* tf32 = std::getenv("SN_CUDA_TF32")) set_cuda_tf32(std::string(tf32) != "0");
     if (const char* bf16 = std::getenv("SN_CUDA_BF16")) set_cuda_bf16(std::string(bf16) != "0");
     register_allocator(DeviceType::CUDA, new CudaCachingAllocator());  // lives for the process
+    int device = 0;
+    SN_CUDA_CHECK(cudaGetDevice(&device));  // chosen before the first use (see comm_nccl.cpp)
+    cuda::register_pinned_host(device);
     return new CudaBackend();
   }();
   return *backend;

@@ -1,0 +1,139 @@
+// tests/test_cuda_runtime.cpp — the CUDA runtime around the kernels (label `cuda`): pinned
+// staging of host -> device copies, streams, events. Skipped with a visible message without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/allocator.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "test_util.h"
+#include "train/data.h"
+
+namespace sn {
+namespace {
+
+class CudaRuntime : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device present: CUDA test skipped";
+    cuda_backend();  // registers the device and pinned host allocators
+  }
+};
+
+// Tens of milliseconds of queued GPU work, so that copies queued after it are still pending
+// while the host goes on (TF32 off: full fp32 GEMMs).
+Tensor keep_gpu_busy() {
+  set_cuda_tf32(false);
+  Tensor a = full({4096, 4096}, 1e-4f, DType::f32, Device::cuda());
+  Tensor c = a;
+  for (int i = 0; i < 4; ++i) c = matmul(c, a);
+  set_cuda_tf32(true);
+  return c;
+}
+
+TEST_F(CudaRuntime, PinnedStagingIsNeverOverwrittenBeforeItsCopyRuns) {
+  ASSERT_NE(pinned_host_allocator(), nullptr);
+  Tensor busy = keep_gpu_busy();
+  std::vector<Tensor> on_gpu;
+  for (int i = 0; i < 48; ++i) {
+    Tensor host = empty_pinned({1 << 16});
+    ASSERT_TRUE(host.is_pinned());
+    host.fill_(float(i));  // a freed block reused too early would carry a later batch's value
+    on_gpu.push_back(host.to(Device::cuda(), /*non_blocking=*/true));
+  }  // every host tensor is freed while its copy may still be queued
+  for (int i = 0; i < 48; ++i)
+    EXPECT_EQ(to_vector<float>(on_gpu[size_t(i)]), std::vector<float>(1 << 16, float(i))) << "copy " << i;
+  // Once the copies are done, the blocks are handed out again.
+  cuda_backend().synchronize();
+  const uint64_t hits = pinned_host_allocator()->stats().cache_hits;
+  Tensor again = empty_pinned({1 << 16});
+  EXPECT_EQ(pinned_host_allocator()->stats().cache_hits, hits + 1);
+  (void)busy;
+}
+
+TEST_F(CudaRuntime, NonBlockingFallsBackToAWaitingCopyWhereItMust) {
+  Tensor x = testing::random_tensor({12, 9}, 7);
+  // Ordinary memory, a non-contiguous pinned view and the way back all stay correct.
+  EXPECT_EQ(to_vector<float>(x.to(Device::cuda(), true)), to_vector<float>(x));
+  Tensor pinned = x.pin_memory();
+  EXPECT_TRUE(pinned.is_pinned());
+  EXPECT_TRUE(pinned.pin_memory().same(pinned));
+  EXPECT_EQ(to_vector<float>(pinned.t().to(Device::cuda(), true)), to_vector<float>(x.t().contiguous()));
+  Tensor back = pinned.to(Device::cuda(), true).to(Device::cpu(), true);
+  EXPECT_EQ(to_vector<float>(back), to_vector<float>(x));
+  Tensor labels = from_vector(std::vector<int64_t>{3, 1, 4}, {3}).pin_memory();
+  EXPECT_EQ(to_vector<int64_t>(labels.to(Device::cuda(), true)), (std::vector<int64_t>{3, 1, 4}));
+}
+
+TEST_F(CudaRuntime, WorkUnderAStreamGuardRunsOnThatStreamAndStaysOrdered) {
+  set_cuda_tf32(false);  // cuBLAS may pick another algorithm per stream: compare at fp32 precision
+  Tensor x = testing::random_tensor({256, 128}, 8);
+  Tensor w = testing::random_tensor({64, 128}, 9);
+  const std::vector<float> expected = to_vector<float>(linear(x, w));
+  const cudaStream_t before = current_stream();
+  CudaStream side;
+  Tensor y;
+  {
+    Tensor xg = x.to(Device::cuda());  // queued on the stream the guard replaces
+    CudaStreamGuard guard(side.get());
+    EXPECT_EQ(current_stream(), side.get());
+    y = relu(linear(xg, w.to(Device::cuda()))) - relu(-linear(xg, w.to(Device::cuda())));
+  }
+  EXPECT_EQ(current_stream(), before);
+  const std::vector<float> got = to_vector<float>(y);  // read on the first stream, after the scope's work
+  set_cuda_tf32(true);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], 1e-4f * (1.f + std::abs(expected[i])));
+}
+
+TEST_F(CudaRuntime, EventsOrderStreamsAndTimeWork) {
+  CudaStream side;
+  CudaEvent start(/*timing=*/true), stop(/*timing=*/true);
+  start.record();
+  Tensor busy = keep_gpu_busy();
+  stop.record();
+  stop.synchronize();
+  EXPECT_TRUE(stop.query());
+  EXPECT_GT(stop.elapsed_ms(start), 0.f);
+  // The side stream waits for the main stream's result before reading it.
+  CudaEvent ready;
+  ready.record();
+  Tensor sum_on_side;
+  {
+    CudaStreamGuard guard(side.get());
+    ready.block(side.get());
+    sum_on_side = sum(busy);
+  }
+  side.synchronize();
+  EXPECT_NEAR(sum_on_side.item(), sum(busy).item(), 1e-3 * std::abs(sum(busy).item()) + 1e-6);
+}
+
+TEST_F(CudaRuntime, PinnedLoaderBatchesReachTheGpuUnchanged) {
+  Dataset d;
+  d.images = testing::random_tensor({64, 1, 8, 8}, 10);
+  std::vector<int64_t> labels(64);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i % 10);
+  d.labels = from_vector(labels, {64});
+  BatchLoader plain(d, 16, true, Augment{2, true}, 3), staged(d, 16, true, Augment{2, true}, 3);
+  staged.set_pinned(true);
+  staged.seek(0, 0);
+  plain.seek(0, 0);
+  Tensor busy = keep_gpu_busy();
+  std::vector<Tensor> images, targets;
+  std::vector<Batch> expected;
+  for (int i = 0; i < 8; ++i) {
+    Batch b = staged.next();
+    EXPECT_TRUE(b.images.is_pinned() && b.labels.is_pinned());
+    images.push_back(b.images.to(Device::cuda(), true));
+    targets.push_back(b.labels.to(Device::cuda(), true));
+    expected.push_back(plain.next());
+  }
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(to_vector<float>(images[i]), to_vector<float>(expected[i].images)) << "batch " << i;
+    EXPECT_EQ(to_vector<int64_t>(targets[i]), to_vector<int64_t>(expected[i].labels)) << "batch " << i;
+  }
+  (void)busy;
+}
+
+}  // namespace
+}  // namespace sn
