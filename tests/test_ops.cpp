@@ -204,6 +204,16 @@ TEST(Ops, SoftmaxAndCrossEntropy) {
     std::vector<int64_t> ti{1, -100, 0, -100};
     EXPECT_NEAR(cross_entropy(x, from_vector(ti, {4})).item(),
                 ref::cross_entropy_mean(xv, ti, 4, 6, -100, 0.f), 1e-5);
+    // The mean counts the rows not ignored, whatever ignore_index is; none counted gives 0.
+    std::vector<int64_t> tk{2, 5, 2, 0};
+    EXPECT_NEAR(cross_entropy(x, from_vector(tk, {4}), Reduction::mean, 2).item(),
+                ref::cross_entropy_mean(xv, tk, 4, 6, 2, 0.f), 1e-5);
+    Tensor all_ignored = from_vector(std::vector<int64_t>{-100, -100, -100, -100}, {4});
+    Tensor leaf = x.detach().clone().set_requires_grad();
+    Tensor zero = cross_entropy(leaf, all_ignored);
+    EXPECT_EQ(zero.item(), 0.f);
+    zero.backward();
+    EXPECT_EQ(to_vector<float>(leaf.grad()), V(24, 0.f));
     Tensor none = cross_entropy(x, tt, Reduction::none);
     EXPECT_EQ(none.sizes(), (Shape{4}));
     EXPECT_NEAR(sum(none).item(), 4 * ref::cross_entropy_mean(xv, t, 4, 6, -100, 0.f), 1e-4);

@@ -63,14 +63,17 @@ void Optimizer::zero_grad(const std::vector<Shape>& windows) {
 
 double Optimizer::clip_grad_norm(float max_norm, const std::vector<Shape>& windows) {
   NoGradGuard no_grad;
-  double total = 0.0;
-  std::vector<Tensor> grads;
+  std::vector<Tensor> grads, squares;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = params_[i].second->tensor.grad();
     if (!g.defined() || numel_of(windows[i]) == 0) continue;
     grads.push_back(g.prefix(windows[i]));
-    total += double(sum(square(grads.back())).item());
+    squares.push_back(sum(square(grads.back())).reshape({1}));
   }
+  // One read-back for all parameters (on a GPU each read waits for the device).
+  double total = 0.0;
+  if (!squares.empty())
+    for (float s : to_vector<float>(cat(squares, 0))) total += double(s);
   double norm = std::sqrt(total);
   if (max_norm > 0.f && norm > max_norm) {
     float scale = float(max_norm / (norm + 1e-6));

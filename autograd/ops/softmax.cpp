@@ -27,6 +27,17 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   });
 }
 
+// 1 / max(rows whose target is not ignore_index, 1), as a 0-d tensor computed where the targets
+// live: reading them back to the host would make every step wait for a GPU. Targets are class
+// indices or ignore_index (the kernel rejects others), so in f32 |t - ignore| is 0 for an ignored
+// row and >= 1 otherwise, and 1 - relu(1 - |t - ignore|) is exactly the row's 0/1 indicator.
+Tensor mean_scale(const Tensor& target, int64_t ignore_index) {
+  Tensor distance = abs(affine(target.to(DType::f32), 1.f, -float(ignore_index)));
+  Tensor counted = sum(affine(relu(affine(distance, -1.f, 1.f)), -1.f, 1.f));
+  Tensor at_least_one = counted + relu(affine(counted, -1.f, 1.f));  // max(count, 1) for count >= 0
+  return div(full({}, 1.f, DType::f32, target.device()), at_least_one);
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
@@ -51,21 +62,22 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   Tensor tgt = target.detach();
   kernels(logits).cross_entropy(loss, lse, rows, tgt, ignore_index, smoothing);
 
-  float scale = 1.f;  // d(result)/d(loss[n])
+  Tensor scale;  // d(result)/d(loss[n]) for a mean, a 0-d tensor beside the loss
   Tensor out = loss;
   if (reduction != Reduction::none) {
-    int64_t counted = 0;  // rows whose target is not ignored
-    for (int64_t t : to_vector<int64_t>(tgt)) counted += t != ignore_index;
-    scale = reduction == Reduction::mean ? 1.f / float(std::max<int64_t>(counted, 1)) : 1.f;
     NoGradGuard guard;
-    out = sum(loss) * scale;
+    out = sum(loss);
+    if (reduction == Reduction::mean) {
+      scale = mean_scale(tgt, ignore_index);
+      out = out * scale;
+    }
   }
   Saved sl(rows), slse(lse), st(tgt);
   return record("cross_entropy", out, {&logits}, [=](BackwardContext& ctx) {
     const Tensor& x = sl.get("cross_entropy");
-    Tensor dloss = reduction == Reduction::none
-                       ? ctx.grad()
-                       : (ctx.grad() * scale).expand({N});
+    Tensor dloss = reduction == Reduction::none ? ctx.grad()
+                   : scale.defined()             ? (ctx.grad() * scale).expand({N})
+                                                 : ctx.grad().expand({N});
     Tensor dx = empty(x.sizes(), DType::f32, x.device());
     kernels(x).cross_entropy_backward(dx, dloss, x, slse.get("cross_entropy"),
                                       st.get("cross_entropy"), ignore_index, smoothing);
