@@ -7,6 +7,8 @@
 #  3. A corrupted checkpoint is refused by its checksum; resume falls back to a kept older one.
 #  4. A NaN gradient is skipped and counted (nonfinite=skip) or stops the run with one line
 #     naming the last good checkpoint (nonfinite=stop).
+#  5. An error in the loader's background thread ends the run with one line and a non-zero exit
+#     (not std::terminate); resuming from the last checkpoint gives the same bytes.
 # Usage: faults.sh SOURCE_DIR path/to/sortednet
 set -uo pipefail
 src="$1" cli="$2"
@@ -94,5 +96,15 @@ rc=$?
 if [[ $rc -eq 1 && $(wc -l <"$work/err") -eq 1 ]] && grep -q "non-finite gradient at step 13 .*last good checkpoint .*(step 8)" "$work/err"; then
   echo "ok   nonfinite=stop: $(cat "$work/err")"
 else fail "nonfinite=stop: exit $rc, stderr: $(cat "$work/err")"; fi
+
+# 5. The data loader's worker thread fails.
+dir="$work/loader"
+SN_FAILPOINT=loader-batch:60 train --out "$dir" >/dev/null 2>"$work/err"
+rc=$?
+if [[ $rc -eq 1 && $(wc -l <"$work/err") -eq 1 ]] && grep -q "injected failure while making a batch" "$work/err"; then
+  echo "ok   loader failure: $(cat "$work/err")"
+else fail "loader failure: exit $rc, stderr: $(cat "$work/err")"; fi
+train --out "$dir" --resume >/dev/null 2>&1 || fail "loader failure: resume failed"
+same_as_reference "$dir" "resumed after a loader failure"
 
 [[ $failures -eq 0 ]] && echo "all fault scenarios passed" || exit 1

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "autograd/ops.h"
+#include "core/failpoint.h"
 
 namespace sn {
 namespace {
@@ -186,7 +187,8 @@ Batch BatchLoader::next() {
     return b;
   }
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !ready_.empty(); });
+  cv_.wait(lock, [&] { return !ready_.empty() || failure_; });
+  if (ready_.empty()) std::rethrow_exception(failure_);
   Batch b = std::move(ready_.front());
   ready_.pop_front();
   cv_.notify_all();
@@ -201,7 +203,15 @@ void BatchLoader::worker() {
     const int64_t epoch = next_epoch_, index = next_index_;
     const uint64_t generation = generation_;
     lock.unlock();
-    Batch b = make(epoch, index);
+    Batch b;
+    try {
+      b = make(epoch, index);
+    } catch (...) {  // e.g. out of (pinned) memory: the consumer sees it at its next batch
+      lock.lock();
+      failure_ = std::current_exception();
+      cv_.notify_all();
+      return;
+    }
     lock.lock();
     if (generation != generation_) continue;  // a seek happened meanwhile
     ready_.push_back(std::move(b));
@@ -211,6 +221,7 @@ void BatchLoader::worker() {
 }
 
 Batch BatchLoader::make(int64_t epoch, int64_t index) const {
+  if (failpoint("loader-batch")) fail("data", "injected failure while making a batch (SN_FAILPOINT)");  // fault tests
   const int64_t n = data_.size();
   // The epoch's permutation: a Fisher-Yates shuffle from the (seed, epoch) stream. Recomputed
   // per batch (O(n), negligible against a training step) so any batch can be made alone.

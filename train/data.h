@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -89,6 +90,7 @@ class BatchLoader {
   std::deque<Batch> ready_;
   int64_t next_epoch_ = 0, next_index_ = 0;  // what the worker makes next
   uint64_t generation_ = 0;                   // bumped by seek: batches begun before it are dropped
+  std::exception_ptr failure_;                // the worker's error, rethrown by next()
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -31,8 +31,10 @@ class CudaStream {
 // Makes `stream` the calling thread's current stream for a scope. The caching allocator does not
 // track streams, so the scope is ordered with the stream it replaces at both ends (that stream's
 // queued work before the scope's, the scope's before anything queued after it): memory freed on
-// one side and reused on the other is never read by both. The host never waits. Concurrency
-// comes from several host threads, each with its own stream, sharing no temporary tensors.
+// one side and reused on the other is never read by both. The host never waits. GPU work is
+// issued from one host thread: two threads queuing kernels on two streams at once could be handed
+// a block the other's stream still uses. (Other threads may stage host data: pinned memory and
+// non-blocking copies are tracked per copy.)
 class CudaStreamGuard {
  public:
   explicit CudaStreamGuard(cudaStream_t stream);

@@ -30,41 +30,49 @@ class PinnedHostAllocator final : public Allocator {
     detail::notify_allocation(nbytes);
     bind_thread_to_device();
     const size_t size = round(nbytes);
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.requests++;
-    stats_.requested_bytes += nbytes;
-    void* ptr = take_free_block(size);
-    if (ptr) {
-      stats_.cache_hits++;
-      stats_.cached_bytes -= size;
-    } else {
-      ptr = system_allocate(size);
-      if (!ptr) {  // give back what no copy still reads, then try once more
-        release_idle_blocks();
-        ptr = system_allocate(size);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.requests++;
+      stats_.requested_bytes += nbytes;
+      if (void* ptr = take_free_block(size)) {
+        stats_.cache_hits++;
+        stats_.cached_bytes -= size;
+        hand_out(size);
+        return ptr;
       }
-      SN_CHECK(ptr != nullptr, "allocate", "out of pinned host memory allocating ", nbytes, " bytes");
-      blocks_[static_cast<const char*>(ptr)] = Block{size, {}};
-      stats_.system_allocs++;
     }
-    stats_.current_bytes += size;
-    stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+    // Pinning is slow (page-locking): done outside the lock, so the main thread's copies and
+    // frees never wait behind the loader's allocation.
+    void* ptr = system_allocate(size);
+    if (!ptr) {  // give back what no copy still reads, then try once more
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        release_idle_blocks(0);
+      }
+      ptr = system_allocate(size);
+    }
+    SN_CHECK(ptr != nullptr, "allocate", "out of pinned host memory allocating ", nbytes, " bytes");
+    std::lock_guard<std::mutex> lock(mu_);
+    blocks_[static_cast<const char*>(ptr)] = Block{size, {}};
+    stats_.system_allocs++;
+    hand_out(size);
     return ptr;
   }
 
-  void deallocate(void* ptr, size_t) override {
+  // Runs from Storage's destructor: never throws.
+  void deallocate(void* ptr, size_t) noexcept override {
     if (!ptr) return;
     std::lock_guard<std::mutex> lock(mu_);
     const size_t size = blocks_.at(static_cast<const char*>(ptr)).size;
     stats_.current_bytes -= size;
     free_[size].push_back(ptr);
     stats_.cached_bytes += size;
-    if (stats_.cached_bytes > kMaxCachedPinnedBytes) release_idle_blocks();
+    if (stats_.cached_bytes > kMaxCachedPinnedBytes) release_idle_blocks(kMaxCachedPinnedBytes);
   }
 
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mu_);
-    release_idle_blocks();
+    release_idle_blocks(0);
   }
 
   AllocatorStats stats() const override {
@@ -80,14 +88,19 @@ class PinnedHostAllocator final : public Allocator {
     stats_ = fresh;
   }
 
-  bool record_copy(const void* ptr, cudaStream_t stream) {
+  // False when ptr is not ours or no event could be recorded: the caller then waits instead.
+  bool record_copy(const void* ptr, cudaStream_t stream) noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.upper_bound(static_cast<const char*>(ptr));
     if (it == blocks_.begin()) return false;
     --it;
     if (static_cast<const char*>(ptr) >= it->first + it->second.size) return false;
     cudaEvent_t event = take_event();
-    SN_CUDA_CHECK(cudaEventRecord(event, stream));
+    if (!event) return false;
+    if (cudaEventRecord(event, stream) != cudaSuccess) {
+      cudaEventDestroy(event);
+      return false;
+    }
     it->second.pending.push_back(event);
     return true;
   }
@@ -120,17 +133,22 @@ class PinnedHostAllocator final : public Allocator {
     return ptr;
   }
 
-  // True when every copy queued from the block has finished; finished events are recycled.
-  bool copies_done(Block& block) {
+  void hand_out(size_t size) {
+    stats_.current_bytes += size;
+    stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+  }
+
+  // True when every copy queued from the block has finished; finished events are recycled. Any
+  // error (a failed device, CUDA unloading at exit) counts as "not finished": the block is kept
+  // and the error is reported by the next checked call, not from a destructor.
+  bool copies_done(Block& block) noexcept {
     auto& pending = block.pending;
     for (size_t i = 0; i < pending.size();) {
-      const cudaError_t status = cudaEventQuery(pending[i]);
-      if (status == cudaErrorNotReady) {
-        (void)cudaGetLastError();
+      if (cudaEventQuery(pending[i]) != cudaSuccess) {
+        (void)cudaGetLastError();  // NotReady is not sticky; a sticky error stays sticky
         ++i;
         continue;
       }
-      SN_CUDA_CHECK(status);
       idle_events_.push_back(pending[i]);
       pending[i] = pending.back();
       pending.pop_back();
@@ -151,9 +169,10 @@ class PinnedHostAllocator final : public Allocator {
     return nullptr;
   }
 
-  void release_idle_blocks() {
+  // Unpins free blocks whose copies are done until at most `keep` bytes stay cached.
+  void release_idle_blocks(uint64_t keep) noexcept {
     for (auto& [size, list] : free_) {
-      for (size_t i = 0; i < list.size();) {
+      for (size_t i = 0; i < list.size() && stats_.cached_bytes > keep;) {
         auto block = blocks_.find(static_cast<const char*>(list[i]));
         if (!copies_done(block->second)) {
           ++i;
@@ -168,14 +187,17 @@ class PinnedHostAllocator final : public Allocator {
     }
   }
 
-  cudaEvent_t take_event() {
+  cudaEvent_t take_event() noexcept {
     if (!idle_events_.empty()) {
       cudaEvent_t event = idle_events_.back();
       idle_events_.pop_back();
       return event;
     }
     cudaEvent_t event = nullptr;
-    SN_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    if (cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
     return event;
   }
 

@@ -134,10 +134,13 @@ ErrorSlot* device_error_slot() {
 }
 
 void check_device_errors() {
+  // On the current stream, so that the read and the reset are ordered with its kernels (also
+  // under a CudaStreamGuard on a non-blocking stream).
   ErrorSlot host{};
-  SN_CUDA_CHECK(cudaMemcpy(&host, device_error_slot(), sizeof(host), cudaMemcpyDeviceToHost));
+  SN_CUDA_CHECK(cudaMemcpyAsync(&host, device_error_slot(), sizeof(host), cudaMemcpyDeviceToHost, current_stream()));
+  SN_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
   if (!host.raised) return;
-  SN_CUDA_CHECK(cudaMemset(device_error_slot(), 0, sizeof(ErrorSlot)));
+  SN_CUDA_CHECK(cudaMemsetAsync(device_error_slot(), 0, sizeof(ErrorSlot), current_stream()));
   const bool target = host.code == (long long)DeviceError::target;
   fail(target ? "cross_entropy" : "embedding",
        std::string(target ? "target " : "index ") + std::to_string(host.value) + " at position " +
