@@ -31,6 +31,23 @@ bool covers_slot(const Edge& e) {
   return e.sizes == e.slot->sizes && e.strides == e.slot->strides && e.offset == e.slot->offset;
 }
 
+bool contiguous_geometry(const Shape& sizes, const Shape& strides) {
+  int64_t expected = 1;
+  for (size_t i = sizes.size(); i-- > 0;) {
+    if (sizes[i] != 1 && strides[i] != expected) return false;
+    expected *= sizes[i];
+  }
+  return true;
+}
+
+// Whether the edge's view is all of the slot's tensor, both contiguous (the same tensor, or a
+// reshape of it): the first gradient can then become, or be written straight into, the buffer.
+bool same_contiguous_span(const Edge& e) {
+  const GradSlot& s = *e.slot;
+  return e.offset == s.offset && numel_of(e.sizes) == numel_of(s.sizes) && contiguous_geometry(e.sizes, e.strides) &&
+         contiguous_geometry(s.sizes, s.strides);
+}
+
 }  // namespace
 
 Edge edge_of(const Tensor& t) {
@@ -70,10 +87,16 @@ Tensor window_in(const Tensor& buf, const Edge& e) {
   return buf.as_strided(e.sizes, e.strides, buf.offset() + e.offset - e.slot->offset);
 }
 
-Tensor window_of(const Edge& e) {
+Tensor window_of(const Edge& e, bool* fresh) {
   for (int64_t s : e.strides)
     if (s == 0) return Tensor();
-  return window_in(ensure_buffer(*e.slot, e.slot->device), e);
+  GradSlot& slot = *e.slot;
+  if (fresh) *fresh = false;
+  if (fresh && !slot.grad.defined() && same_contiguous_span(e)) {  // no zero-fill: the caller overwrites it
+    slot.grad = empty(slot.sizes, DType::f32, slot.device).as_strided(slot.sizes, slot.strides, 0);
+    *fresh = true;
+  }
+  return window_in(ensure_buffer(slot, slot.device), e);
 }
 
 void accumulate_into(const Edge& e, Tensor g) {
@@ -91,10 +114,16 @@ void accumulate_into(const Edge& e, Tensor g) {
     }
   if (expanded) g = sum_to(g, sizes);
   GradSlot& slot = *e.slot;
-  if (!slot.grad.defined() && !expanded && covers_slot(e) && g.is_contiguous() &&
-      g.strides() == slot.strides && g.is_uniquely_owned()) {
-    slot.grad = std::move(g);  // the first gradient becomes the buffer: no zero-fill, no add
-    return;
+  if (!slot.grad.defined() && !expanded && g.is_contiguous() && g.is_uniquely_owned()) {
+    // The first gradient becomes the buffer (no zero-fill, no add), also through a reshape.
+    if (covers_slot(e) && g.strides() == slot.strides) {
+      slot.grad = std::move(g);
+      return;
+    }
+    if (same_contiguous_span(e)) {
+      slot.grad = g.view(slot.sizes);
+      return;
+    }
   }
   Tensor& buf = ensure_buffer(slot, slot.device);
   Tensor win = buf.as_strided(sizes, e.strides, buf.offset() + e.offset - slot.offset);
@@ -105,9 +134,10 @@ void BackwardContext::accumulate(size_t i, Tensor g) {
   if (needs(i)) accumulate_into(node_.edges()[i], std::move(g));
 }
 
-Tensor BackwardContext::window(size_t i) {
+Tensor BackwardContext::window(size_t i, bool* fresh) {
+  if (fresh) *fresh = false;
   if (!needs(i)) return Tensor();
-  return window_of(node_.edges()[i]);
+  return window_of(node_.edges()[i], fresh);
 }
 
 bool any_requires_grad(const std::vector<const Tensor*>& inputs) {

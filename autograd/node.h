@@ -69,8 +69,10 @@ class BackwardContext {
   // which are summed away.
   void accumulate(size_t i, Tensor g);
   // Input i's gradient window (zero-filled on first use) for kernels that accumulate in place;
-  // undefined when the input is a broadcast (stride-0) view: use accumulate() then.
-  Tensor window(size_t i);
+  // undefined when the input is a broadcast (stride-0) view: use accumulate() then. With
+  // `fresh`: when this is the first gradient of the whole input, the window is left
+  // uninitialised and *fresh set; the caller must then write every element (e.g. beta = 0).
+  Tensor window(size_t i, bool* fresh = nullptr);
 
  private:
   const Node& node_;
@@ -84,7 +86,7 @@ bool any_requires_grad(const std::vector<const Tensor*>& inputs);
 
 // Adds g into the gradient window that `edge` describes (shared by the engine and contexts).
 void accumulate_into(const Edge& edge, Tensor g);
-Tensor window_of(const Edge& edge);
+Tensor window_of(const Edge& edge, bool* fresh = nullptr);
 Tensor window_in(const Tensor& buffer, const Edge& edge);
 
 }  // namespace sn::autograd

@@ -1,6 +1,7 @@
 // bench/bench_train_step.cpp — one training step (forward, backward, SGD update) of a single
 // sub-model of W1 `fmnist-mlp` and W2 `fmnist-resnet` at batch 128: the full model, half width
-// and the smallest; and of W4 `fortunes-llama` at batch 16 × 256 bytes (AdamW, gradients
+// and the smallest; of W3 `fmnist-vit` at batch 128 (AdamW): the full encoder, depth 3 with 4
+// heads and MLP 384, and the smallest; and of W4 `fortunes-llama` at batch 16 × 256 bytes (AdamW, gradients
 // clipped at norm 1): the SoFT objective (all four exits from one pass), the full depth alone
 // and the shallowest exit alone. The PyTorch twin is bench/compare/train_step_torch.py.
 // SN_BENCH_DEVICE=cuda runs the same steps on the GPU (each step ends with a device
@@ -37,8 +38,12 @@ Setup& setup(const std::string& name) {
   Setup s;
   s.model = make_model({name, BnStats::per_submodel, 0});
   s.model->to(bench_device());
-  OptimizerConfig oc;
+  OptimizerConfig oc;  // the recipes' optimizers: SGD for the convolutional/MLP models, AdamW for the encoder
   oc.weight_decay = 5e-4f;
+  if (name == "fmnist-vit") {
+    oc.name = "adamw";
+    oc.weight_decay = 0.05f;
+  }
   s.optimizer = std::make_unique<Optimizer>(*s.model, oc);
   Generator gen(1);
   s.x = randn({128, 1, 28, 28}, gen);
@@ -137,5 +142,9 @@ BENCHMARK_CAPTURE(step, resnet_full, "fmnist-resnet", "width=8/8")->Unit(benchma
 BENCHMARK_CAPTURE(step, resnet_half, "fmnist-resnet", "width=4/8")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(step, resnet_smallest, "fmnist-resnet", "width=1/8,depth.s1=1,depth.s2=1,depth.s3=1")
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_CAPTURE(step, vit_full, "fmnist-vit", "depth=6,heads=6,ffn=768")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, vit_mid, "fmnist-vit", "depth=3,heads=4,ffn=384")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, vit_smallest, "fmnist-vit", "depth=1,heads=2,ffn=192")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -67,7 +67,7 @@ SN_HOST_DEVICE inline float unary_derivative(Unary op, float x, float y) {
 }
 
 // Whether the derivative is read from the output y (else from the input x).
-SN_HOST_DEVICE inline bool unary_derivative_uses_y(Unary op) {
+SN_HOST_DEVICE constexpr bool unary_derivative_uses_y(Unary op) {
   return op == Unary::exp || op == Unary::sqrt || op == Unary::tanh || op == Unary::sigmoid;
 }
 

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_shifted.h"
+#include "kernels/cpu/vec_math.h"
 #include "reference.h"
 #include "test_util.h"
 
@@ -69,6 +70,105 @@ TEST(Ops, ElementwiseAndBroadcast) {
     for (auto& v : sq) v = std::sqrt(v);
     expect_close(log(abs(x) + 0.1f), lg, 1e-5f, "log");
     expect_close(sqrt(abs(x) + 0.1f), sq, 1e-5f, "sqrt");
+  }
+}
+
+// The vectorisable exp and erf of the CPU kernels against double precision, over their whole
+// range and at the edges (overflow, underflow to 0, infinities, NaN).
+TEST(Ops, VectorMathMatchesDoublePrecision) {
+  double worst_exp = 0.0, worst_erf = 0.0, worst_gelu_grad = 0.0;
+  for (int64_t k = -1'000'000; k <= 1'000'000; ++k) {
+    const float x = float(k) * 88.7f / 1e6f;
+    const double e = std::exp(double(x));
+    if (e >= 1.2e-38) worst_exp = std::max(worst_exp, std::fabs(cpu::exp_fast(x) - e) / e);
+    const float z = float(k) * 6.f / 1e6f;
+    worst_erf = std::max(worst_erf, std::fabs(cpu::erf_fast(z) - std::erf(double(z))));
+    const double cdf = 0.5 * (1.0 + std::erf(double(z) / std::sqrt(2.0)));
+    const double grad = cdf + double(z) * std::exp(-0.5 * double(z) * double(z)) / std::sqrt(2.0 * M_PI);
+    worst_gelu_grad = std::max(worst_gelu_grad, std::fabs(cpu::gelu_derivative_fast(z) - grad));
+  }
+  std::printf("worst: exp %.3g relative, erf %.3g absolute, gelu' %.3g absolute\n", worst_exp, worst_erf,
+              worst_gelu_grad);
+  EXPECT_LT(worst_exp, 1.2e-7) << "exp: 1 ulp";
+  EXPECT_LT(worst_erf, 4e-7);
+  EXPECT_LT(worst_gelu_grad, 1e-6);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(cpu::exp_fast(0.f), 1.f);
+  EXPECT_EQ(cpu::exp_fast(-inf), 0.f);
+  EXPECT_EQ(cpu::exp_fast(-100.f), 0.f);
+  EXPECT_EQ(cpu::exp_fast(inf), inf);
+  EXPECT_EQ(cpu::exp_fast(89.f), inf);
+  EXPECT_TRUE(std::isfinite(cpu::exp_fast(88.72f)));
+  EXPECT_NEAR(cpu::exp_fast(88.72f) / std::exp(double(88.72f)), 1.0, 2.4e-7);
+  EXPECT_TRUE(std::isnan(cpu::exp_fast(nan)));
+  EXPECT_EQ(cpu::erf_fast(inf), 1.f);
+  EXPECT_EQ(cpu::erf_fast(-inf), -1.f);
+  EXPECT_EQ(cpu::erf_fast(0.f), 0.f);
+  EXPECT_TRUE(std::isnan(cpu::erf_fast(nan)));
+  EXPECT_EQ(cpu::gelu_fast(-inf) == cpu::gelu_fast(-inf), false) << "-inf · 0 is NaN, as in libm";
+  EXPECT_EQ(cpu::gelu_fast(inf), inf);
+}
+
+// Rows as wide as the transformers' (the 16-lane loops and their tails) and more rows than one
+// block of the norm's weight gradient: softmax, log-softmax and LayerNorm with its gradients
+// against double-precision references.
+TEST(Ops, RowKernelsAtTransformerWidths) {
+  for (int64_t C : {15, 16, 50, 257}) {
+    Both a = both({37, C}, 40 + uint64_t(C), 4.f);
+    V xv = to_vector<float>(a.window);
+    expect_close(softmax(a.window), ref::softmax(xv, 37, C, false), 1e-5f, "softmax");
+    expect_close(log_softmax(a.window), ref::softmax(xv, 37, C, true), 1e-5f, "log_softmax");
+    Tensor masked = a.contiguous.clone();  // a fully masked row of attention scores: -inf, a row of 0s
+    masked.narrow(0, 3, 1).narrow(1, 1, C - 1).fill_(-std::numeric_limits<float>::infinity());
+    V sm = to_vector<float>(softmax(masked));
+    for (int64_t i = 0; i < C; ++i) EXPECT_EQ(sm[size_t(3 * C + i)], i == 0 ? 1.f : 0.f);
+  }
+  const int64_t R = 70, D = 192;  // three row blocks, the last one partial
+  for (bool nested : {false, true}) {
+    Both a = both({R, D}, 50, 3.f), g = both({R, D}, 51);
+    Tensor W = random_tensor({D + 8}, 52), B = random_tensor({D + 8}, 53);
+    Tensor w = leaf(nested ? W.detach() : W.narrow(0, 0, D).contiguous()),
+           b = leaf(nested ? B.detach() : B.narrow(0, 0, D).contiguous());
+    Tensor x = leaf(a.contiguous.clone());
+    Tensor wv_t = nested ? w.narrow(0, 0, D) : w, bv_t = nested ? b.narrow(0, 0, D) : b;
+    Tensor y = layer_norm(x, wv_t, bv_t);
+    V xv = to_vector<float>(x.detach()), wv = to_vector<float>(wv_t.detach()), bv = to_vector<float>(bv_t.detach()),
+      gv = to_vector<float>(g.contiguous);
+    expect_close(y, ref::layer_norm(xv, wv, bv, R, D, 1e-5f, false), 1e-4f, "layer_norm");
+    sum(y * g.window).backward();
+    V dx(size_t(R * D)), dw(size_t(D), 0.f), db(size_t(D), 0.f);
+    std::vector<double> dwd(size_t(D), 0.0), dbd(size_t(D), 0.0);
+    for (int64_t r = 0; r < R; ++r) {
+      double mu = 0, var = 0;
+      for (int64_t i = 0; i < D; ++i) mu += xv[size_t(r * D + i)];
+      mu /= double(D);
+      for (int64_t i = 0; i < D; ++i) var += std::pow(xv[size_t(r * D + i)] - mu, 2);
+      const double rs = 1.0 / std::sqrt(var / double(D) + 1e-5);
+      double mg = 0, mgx = 0;
+      for (int64_t i = 0; i < D; ++i) {
+        const double xhat = (xv[size_t(r * D + i)] - mu) * rs, gg = double(gv[size_t(r * D + i)]) * wv[size_t(i)];
+        mg += gg / double(D);
+        mgx += gg * xhat / double(D);
+        dwd[size_t(i)] += double(gv[size_t(r * D + i)]) * xhat;
+        dbd[size_t(i)] += gv[size_t(r * D + i)];
+      }
+      for (int64_t i = 0; i < D; ++i) {
+        const double xhat = (xv[size_t(r * D + i)] - mu) * rs, gg = double(gv[size_t(r * D + i)]) * wv[size_t(i)];
+        dx[size_t(r * D + i)] = float(rs * (gg - mg - xhat * mgx));
+      }
+    }
+    for (int64_t i = 0; i < D; ++i) {
+      dw[size_t(i)] = float(dwd[size_t(i)]);
+      db[size_t(i)] = float(dbd[size_t(i)]);
+    }
+    expect_close(x.grad(), dx, 1e-4f, "layer_norm dx");
+    Tensor gw = nested ? w.grad().narrow(0, 0, D) : w.grad(), gb = nested ? b.grad().narrow(0, 0, D) : b.grad();
+    expect_close(gw, dw, 1e-4f, "layer_norm dw");
+    expect_close(gb, db, 1e-4f, "layer_norm db");
+    if (nested) {  // the gradient stays in the window: the 8 entries past it are untouched
+      EXPECT_EQ(to_vector<float>(w.grad().narrow(0, D, 8)), V(8, 0.f));
+      EXPECT_EQ(to_vector<float>(b.grad().narrow(0, D, 8)), V(8, 0.f));
+    }
   }
 }
 

@@ -47,14 +47,19 @@ Tensor rows_of(const Tensor& t) {
 }
 
 GradTarget::GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device,
-                       const std::function<bool(const Tensor&)>& usable)
+                       const std::function<bool(const Tensor&)>& usable, bool may_overwrite)
     : ctx_(ctx), i_(i) {
   if (!ctx.needs(i)) return;
-  t_ = ctx.window(i);
-  if (t_.defined() && usable && !usable(t_)) t_ = Tensor();
+  t_ = ctx.window(i, may_overwrite ? &fresh_ : nullptr);
+  if (t_.defined() && usable && !usable(t_)) {
+    if (fresh_) kernels(t_).fill(t_, 0.f);  // the buffer is the input's gradient: it must hold zeros
+    fresh_ = false;
+    t_ = Tensor();
+  }
   if (!t_.defined()) {
-    t_ = zeros(sizes, DType::f32, device);
+    t_ = may_overwrite ? empty(sizes, DType::f32, device) : zeros(sizes, DType::f32, device);
     temporary_ = true;
+    fresh_ = may_overwrite;
   }
 }
 

@@ -29,16 +29,21 @@ Tensor rows_of(const Tensor& t);
 class GradTarget {
  public:
   // `usable`: whether the kernel can write into a given window (else a temporary is used).
+  // `may_overwrite`: the kernel can also overwrite instead of adding (a GEMM with beta = 0);
+  // then, where nothing was accumulated yet, the target is left uninitialised and fresh() says
+  // so: no zero-fill, no add.
   GradTarget(BackwardContext& ctx, size_t i, const Shape& sizes, Device device,
-             const std::function<bool(const Tensor&)>& usable = {});
+             const std::function<bool(const Tensor&)>& usable = {}, bool may_overwrite = false);
   const Tensor& tensor() const { return t_; }  // undefined when input i needs no gradient
+  // Whether the kernel must overwrite every element of tensor() rather than add to it.
+  bool fresh() const { return fresh_; }
   void finish();
 
  private:
   BackwardContext& ctx_;
   size_t i_;
   Tensor t_;
-  bool temporary_ = false;
+  bool temporary_ = false, fresh_ = false;
 };
 
 }  // namespace sn::ops

@@ -15,10 +15,10 @@ bool blas_writable(const Tensor& t) {
   return ((c <= 1 || sc == 1) && (r <= 1 || sr >= c)) || ((r <= 1 || sr == 1) && (c <= 1 || sc >= r));
 }
 
-// dst (a gradient window, or a temporary) += a @ b.
+// dst (a gradient window, or a temporary) += a @ b; = a @ b where nothing was accumulated yet.
 void gemm_into(BackwardContext& ctx, size_t i, const Tensor& a, const Tensor& b, const Shape& sizes) {
-  GradTarget target(ctx, i, sizes, a.device(), blas_writable);
-  if (target.tensor().defined()) kernels(a).gemm(target.tensor(), a, b, 1.f, 1.f);
+  GradTarget target(ctx, i, sizes, a.device(), blas_writable, true);
+  if (target.tensor().defined()) kernels(a).gemm(target.tensor(), a, b, 1.f, target.fresh() ? 0.f : 1.f);
   target.finish();
 }
 

@@ -13,7 +13,7 @@ import statistics
 import subprocess
 
 NAMES = ["mlp_full", "mlp_half", "mlp_smallest", "resnet_full", "resnet_half", "resnet_smallest",
-         "llama_soft", "llama_full", "llama_exit2"]
+         "vit_full", "vit_mid", "vit_smallest", "llama_soft", "llama_full", "llama_exit2"]
 MFLOPS = {}
 
 

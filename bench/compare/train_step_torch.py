@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch CPU twin of bench_train_step: one SGD training step (forward, backward, update) of
 W1 fmnist-mlp and W2 fmnist-resnet sub-models at batch 128, each built as the dense network of
-that sub-model's size; and one AdamW step (gradients clipped at norm 1) of W4 fortunes-llama at
+that sub-model's size; one AdamW step of W3 fmnist-vit sub-models at batch 128 (the dense
+encoder of that depth, heads and MLP width); and one AdamW step (gradients clipped at norm 1) of W4 fortunes-llama at
 batch 16 x 256 bytes: the SoFT objective (mean loss of the exits after 2, 4, 6, 8 blocks, one
 pass), the full depth alone and exit 2 alone. Prints one JSON object per line: name, threads,
 ms, examples_per_s.
@@ -121,6 +122,50 @@ class Llama(nn.Module):
         return out
 
 
+class VitBlock(nn.Module):
+    """Pre-norm encoder block: x + attn(LN x), then + fc2(gelu(fc1(LN x)))."""
+
+    def __init__(self, heads, ffn, d=192, head_dim=32):
+        super().__init__()
+        self.h, self.dh = heads, head_dim
+        inner = heads * head_dim
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.q, self.k, self.v = (nn.Linear(d, inner) for _ in range(3))
+        self.o = nn.Linear(inner, d)
+        self.fc1, self.fc2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        a = self.norm1(x)
+        q, k, v = (p(a).view(B, T, self.h, self.dh).transpose(1, 2) for p in (self.q, self.k, self.v))
+        if hasattr(F, "scaled_dot_product_attention"):
+            att = F.scaled_dot_product_attention(q, k, v)
+        else:
+            att = torch.softmax((q @ k.transpose(-1, -2)) * self.dh ** -0.5, -1) @ v
+        x = x + self.o(att.transpose(1, 2).reshape(B, T, self.h * self.dh))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class Vit(nn.Module):
+    """W3: 4x4 patches of a 28x28 image (49 tokens + CLS), width 192, `depth` blocks of `heads`
+    heads of 32 and an MLP of `ffn` with GELU; final LayerNorm and classifier on the CLS token."""
+
+    def __init__(self, depth, heads, ffn, d=192):
+        super().__init__()
+        self.patch = nn.Linear(16, d)
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.pos = nn.Parameter(torch.randn(50, d) * 0.02)
+        self.blocks = nn.Sequential(*(VitBlock(heads, ffn, d) for _ in range(depth)))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        N = x.shape[0]
+        patches = x.reshape(N, 7, 4, 7, 4).permute(0, 1, 3, 2, 4).reshape(N, 49, 16)
+        h = torch.cat((self.cls.expand(N, -1, -1), self.patch(patches)), 1) + self.pos
+        return self.head(self.norm(self.blocks(h)[:, 0]))
+
+
 LM_STEPS = {"llama_soft": None, "llama_full": 8, "llama_exit2": 2}
 
 
@@ -154,9 +199,20 @@ MODELS = {
 }
 
 
+VIT_MODELS = {
+    "vit_full": lambda: Vit(6, 6, 768),
+    "vit_mid": lambda: Vit(3, 4, 384),
+    "vit_smallest": lambda: Vit(1, 2, 192),
+}
+
+
 def image_step_fn(name, dev, sync, x, y):
-    model = MODELS[name]().to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    if name in VIT_MODELS:  # the recipe's optimizer for the encoder
+        model = VIT_MODELS[name]().to(dev)
+        opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.05)
+    else:
+        model = MODELS[name]().to(dev)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
     def step():
         opt.zero_grad(set_to_none=False)
@@ -171,7 +227,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--min-time", type=float, default=2.0)
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(list(MODELS) + list(LM_STEPS)))
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(list(MODELS) + list(VIT_MODELS) + list(LM_STEPS)))
     ap.add_argument("--device", default="cpu", help="cpu or cuda (TF32 on, as sortednet's default)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -184,7 +240,7 @@ def main():
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     x = torch.randn(128, 1, 28, 28).to(dev)
     y = (torch.arange(128) % 10).to(dev)
-    names = [n for n in list(MODELS) + list(LM_STEPS) if not args.only or n in args.only.split(",")]
+    names = [n for n in list(MODELS) + list(VIT_MODELS) + list(LM_STEPS) if not args.only or n in args.only.split(",")]
     for name in names:
         best = None
         for threads in map(int, args.threads.split(",")):

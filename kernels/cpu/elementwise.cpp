@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/unary_math.h"
 
 namespace sn {
@@ -167,14 +168,54 @@ void CpuBackend::dropout_mask(const Tensor& mask, float p, const Generator& gen,
   });
 }
 
+namespace {
+// f(x) and f'(x) for one op known at compile time: exp and the activations through the
+// vectorisable math of vec_math.h, the rest as in unary_math.h (shared with CUDA).
+template <Unary Op>
+SN_ALWAYS_INLINE inline float cpu_unary_value(float x) {
+  if constexpr (Op == Unary::exp) return exp_fast(x);
+  else if constexpr (Op == Unary::gelu) return gelu_fast(x);
+  else if constexpr (Op == Unary::silu) return x * sigmoid_fast(x);
+  else if constexpr (Op == Unary::sigmoid) return sigmoid_fast(x);
+  else return unary_value(Op, x);
+}
+template <Unary Op>
+SN_ALWAYS_INLINE inline float cpu_unary_derivative(float x, float y) {
+  if constexpr (Op == Unary::gelu) return gelu_derivative_fast(x);
+  else if constexpr (Op == Unary::silu) {
+    const float s = sigmoid_fast(x);
+    return s * (1.f + x * (1.f - s));
+  } else return unary_derivative(Op, x, y);
+}
+
+// Calls fn(std::integral_constant<Unary, op>): each op gets its own loop, free of a switch per
+// element, which the compiler vectorises.
+template <class Fn>
+void with_unary(Unary op, Fn&& fn) {
+  using U = Unary;
+  switch (op) {
+    case U::neg: return fn(std::integral_constant<U, U::neg>{});
+    case U::exp: return fn(std::integral_constant<U, U::exp>{});
+    case U::log: return fn(std::integral_constant<U, U::log>{});
+    case U::sqrt: return fn(std::integral_constant<U, U::sqrt>{});
+    case U::abs: return fn(std::integral_constant<U, U::abs>{});
+    case U::relu: return fn(std::integral_constant<U, U::relu>{});
+    case U::gelu: return fn(std::integral_constant<U, U::gelu>{});
+    case U::gelu_tanh: return fn(std::integral_constant<U, U::gelu_tanh>{});
+    case U::silu: return fn(std::integral_constant<U, U::silu>{});
+    case U::tanh: return fn(std::integral_constant<U, U::tanh>{});
+    case U::sigmoid: return fn(std::integral_constant<U, U::sigmoid>{});
+    case U::square: return fn(std::integral_constant<U, U::square>{});
+  }
+}
+}  // namespace
+
 void CpuBackend::unary(Unary op, const Tensor& out, const Tensor& x) {
   check_f32("unary", {&out, &x});
-  switch (op) {  // the hot activations get their own instantiation so they vectorise
-    case Unary::relu: return unary_loop(out, x, [](float v) { return v > 0.f ? v : 0.f; });
-    case Unary::neg: return unary_loop(out, x, [](float v) { return -v; });
-    case Unary::square: return unary_loop(out, x, [](float v) { return v * v; });
-    default: return unary_loop(out, x, [op](float v) { return unary_value(op, v); });
-  }
+  with_unary(op, [&](auto c) {
+    constexpr Unary Op = decltype(c)::value;
+    unary_loop(out, x, [](float v) SN_ALWAYS_INLINE { return cpu_unary_value<Op>(v); });
+  });
 }
 
 void CpuBackend::unary_backward(Unary op, const Tensor& dx, const Tensor& grad, const Tensor& x,
@@ -184,11 +225,15 @@ void CpuBackend::unary_backward(Unary op, const Tensor& dx, const Tensor& grad, 
   const bool uses_y = unary_derivative_uses_y(op);
   const Tensor& v = uses_y ? y : x;
   SN_CHECK(v.defined(), "unary_backward", unary_name(op), " needs ", uses_y ? "its output" : "its input");
-  if (op == Unary::relu)
-    return binary_loop(dx, grad, v, [](float g, float a) { return a > 0.f ? g : 0.f; });
-  if (uses_y)
-    return binary_loop(dx, grad, v, [op](float g, float yy) { return g * unary_derivative(op, 0.f, yy); });
-  binary_loop(dx, grad, v, [op](float g, float xx) { return g * unary_derivative(op, xx, 0.f); });
+  with_unary(op, [&](auto c) {
+    constexpr Unary Op = decltype(c)::value;
+    if constexpr (Op == Unary::relu)
+      binary_loop(dx, grad, v, [](float g, float a) SN_ALWAYS_INLINE { return a > 0.f ? g : 0.f; });
+    else if constexpr (unary_derivative_uses_y(Op))
+      binary_loop(dx, grad, v, [](float g, float yy) SN_ALWAYS_INLINE { return g * cpu_unary_derivative<Op>(0.f, yy); });
+    else
+      binary_loop(dx, grad, v, [](float g, float xx) SN_ALWAYS_INLINE { return g * cpu_unary_derivative<Op>(xx, 0.f); });
+  });
 }
 
 void CpuBackend::binary(Binary op, const Tensor& out, const Tensor& a, const Tensor& b) {

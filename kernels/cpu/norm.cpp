@@ -5,6 +5,8 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace sn {
 
@@ -25,20 +27,6 @@ struct Planes {
   explicit Planes(const Tensor& t) : base(static_cast<float*>(t.data_ptr())), sn(t.stride(0)), sc(t.stride(1)) {}
   float* operator()(int64_t n, int64_t c) const { return base + n * sn + c * sc; }
 };
-// Sum of f(i) over [0, n) with 16 independent float accumulators (the compiler vectorises them),
-// combined in double: per plane the float error stays small, across planes double carries it.
-template <class F>
-double lane_sum(int64_t n, F f) {
-  float acc[16] = {0.f};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += f(i + j);
-  double s = 0.0;
-  for (int j = 0; j < 16; ++j) s += acc[j];
-  for (; i < n; ++i) s += f(i);
-  return s;
-}
-
 void check_nchw(const char* op, const Tensor& x) {
   SN_CHECK(x.dim() == 4 && (x.size(3) <= 1 || x.stride(3) == 1) &&
                (x.size(2) <= 1 || x.stride(2) == x.size(3)),
@@ -47,25 +35,58 @@ void check_nchw(const char* op, const Tensor& x) {
 }
 }  // namespace
 
+namespace {
+// A per-feature vector (weight or bias, any stride) as D contiguous floats, or `dflt` everywhere
+// when undefined: the row loops then read plain arrays the compiler vectorises.
+std::vector<float> feature_vector(const Tensor& t, int64_t D, float dflt) {
+  std::vector<float> v(size_t(D), dflt);
+  if (t.defined()) {
+    const float* p = t.data<float>();
+    const int64_t s = t.stride(0);
+    for (int64_t i = 0; i < D; ++i) v[size_t(i)] = p[i * s];
+  }
+  return v;
+}
+
+// [R, D] rows with a unit inner stride: base pointer and row stride read once.
+struct Rows {
+  float* base;
+  int64_t stride;
+  explicit Rows(const Tensor& t) : base(static_cast<float*>(t.data_ptr())), stride(t.stride(0)) {}
+  float* operator[](int64_t r) const { return base + r * stride; }
+};
+// A [R] vector of per-row statistics.
+struct Column {
+  float* base;
+  int64_t stride;
+  explicit Column(const Tensor& t) : base(static_cast<float*>(t.data_ptr())), stride(t.stride(0)) {}
+  float& operator[](int64_t r) const { return base[r * stride]; }
+};
+
+// Rows per block of the weight/bias gradient: a fixed size (not the thread count), so the
+// partial sums, and the result, do not depend on how many threads ran them.
+constexpr int64_t kNormRowBlock = 32;
+}  // namespace
+
 void CpuBackend::layer_norm(const Tensor& y, const Tensor& mean, const Tensor& rstd,
                             const Tensor& x, const Tensor& w, const Tensor& b, float eps, bool rms) {
   check_f32("layer_norm", {&y, &mean, &rstd, &x, &w, &b});
   const int64_t R = x.size(0), D = x.size(1);
+  const std::vector<float> wv = feature_vector(w, D, 1.f), bv = feature_vector(b, D, 0.f);
+  const Rows xs(x), ys(y);
+  const Column mus(mean), rss(rstd);
   parallel_for(R, D * 4, [&](int64_t r) {
-    const float* xr = row(x, r);
-    float* yr = y.data<float>() + r * y.stride(0);
-    float mu = 0.f;
-    if (!rms) {
-      double s = 0.0;
-      for (int64_t i = 0; i < D; ++i) s += xr[i];
-      mu = float(s / double(D));
-    }
-    double ss = 0.0;
-    for (int64_t i = 0; i < D; ++i) ss += double(xr[i] - mu) * double(xr[i] - mu);
-    float rs = 1.f / std::sqrt(float(ss / double(D)) + eps);
-    mean.data<float>()[r * mean.stride(0)] = mu;
-    rstd.data<float>()[r * rstd.stride(0)] = rs;
-    for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs * at1(w, i, 1.f) + at1(b, i, 0.f);
+    const float* xr = xs[r];
+    float* yr = ys[r];
+    const float mu = rms ? 0.f : float(lane_sum(D, [&](int64_t i) { return xr[i]; }) / double(D));
+    // Two passes (mean, then squares about it): no cancellation for rows far from zero.
+    const double ss = lane_sum(D, [&](int64_t i) { return (xr[i] - mu) * (xr[i] - mu); });
+    const float rs = 1.f / std::sqrt(float(ss / double(D)) + eps);
+    mus[r] = mu;
+    rss[r] = rs;
+    const float* wp = wv.data();
+    const float* bp = bv.data();
+    for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mu) * rs * wp[i] + bp[i];
   });
 }
 
@@ -74,39 +95,54 @@ void CpuBackend::layer_norm_backward(const Tensor& dx, const Tensor& dw, const T
                                      const Tensor& rstd, const Tensor& w, bool rms) {
   check_f32("layer_norm_backward", {&dx, &dw, &db, &dy, &x, &mean, &rstd, &w});
   const int64_t R = x.size(0), D = x.size(1);
+  const std::vector<float> wv = feature_vector(w, D, 1.f);
+  const Rows xs(x), gs(dy);
+  const Column mus(mean), rss(rstd);
   if (dx.defined()) {
+    const Rows ds(dx);
     parallel_for(R, D * 8, [&](int64_t r) {
-      const float* xr = row(x, r);
-      const float* gr = row(dy, r);
-      float* dr = dx.data<float>() + r * dx.stride(0);
-      float mu = mean.data<float>()[r * mean.stride(0)], rs = rstd.data<float>()[r * rstd.stride(0)];
-      double sum_g = 0.0, sum_gx = 0.0;
-      for (int64_t i = 0; i < D; ++i) {
-        float g = gr[i] * at1(w, i, 1.f);
-        sum_g += g;
-        sum_gx += double(g) * double((xr[i] - mu) * rs);
-      }
-      float mg = rms ? 0.f : float(sum_g / double(D)), mgx = float(sum_gx / double(D));
-      for (int64_t i = 0; i < D; ++i) {
-        float g = gr[i] * at1(w, i, 1.f);
-        dr[i] = rs * (g - mg - (xr[i] - mu) * rs * mgx);
-      }
+      const float* xr = xs[r];
+      const float* gr = gs[r];
+      const float* wp = wv.data();
+      float* dr = ds[r];
+      const float mu = mus[r], rs = rss[r];
+      const double sum_g = rms ? 0.0 : lane_sum(D, [&](int64_t i) { return gr[i] * wp[i]; });
+      const double sum_gx = lane_sum(D, [&](int64_t i) { return gr[i] * wp[i] * ((xr[i] - mu) * rs); });
+      const float mg = float(sum_g / double(D)), mgx = float(sum_gx / double(D));
+      for (int64_t i = 0; i < D; ++i) dr[i] = rs * (gr[i] * wp[i] - mg - (xr[i] - mu) * rs * mgx);
     });
   }
-  if (dw.defined() || db.defined()) {
-    // Columns split across threads: each owns its dw/db entries, rows summed in order.
-    parallel_for(D, R * 2, [&](int64_t i) {
-      double sw = 0.0, sb = 0.0;
-      for (int64_t r = 0; r < R; ++r) {
-        float g = row(dy, r)[i];
-        float xhat = (row(x, r)[i] - mean.data<float>()[r * mean.stride(0)]) *
-                     rstd.data<float>()[r * rstd.stride(0)];
-        sw += double(g) * xhat;
-        sb += g;
+  if (!dw.defined() && !db.defined()) return;
+  // Row blocks in parallel, each summing its rows into its own [D] partials (vectorised along
+  // the features); then the blocks are added in order, in double.
+  const int64_t blocks = (R + kNormRowBlock - 1) / kNormRowBlock;
+  Scratch partial(2 * blocks * D);
+  float* pw = partial.data();
+  float* pb = pw + blocks * D;
+  parallel_for(blocks, kNormRowBlock * D * 4, [&](int64_t k) {
+    float* aw = pw + k * D;
+    float* ab = pb + k * D;
+    std::fill(aw, aw + D, 0.f);
+    std::fill(ab, ab + D, 0.f);
+    for (int64_t r = k * kNormRowBlock; r < std::min(R, (k + 1) * kNormRowBlock); ++r) {
+      const float* xr = xs[r];
+      const float* gr = gs[r];
+      const float mu = mus[r], rs = rss[r];
+      for (int64_t i = 0; i < D; ++i) {
+        aw[i] += gr[i] * ((xr[i] - mu) * rs);
+        ab[i] += gr[i];
       }
-      if (dw.defined()) dw.data<float>()[i * dw.stride(0)] += float(sw);
-      if (db.defined()) db.data<float>()[i * db.stride(0)] += float(sb);
-    });
+    }
+  });
+  for (auto [g, p] : {std::pair{&dw, pw}, std::pair{&db, pb}}) {
+    if (!g->defined()) continue;
+    float* out = g->data<float>();
+    const int64_t s = g->stride(0);
+    for (int64_t i = 0; i < D; ++i) {
+      double sum = 0.0;
+      for (int64_t k = 0; k < blocks; ++k) sum += p[k * D + i];
+      out[i * s] += float(sum);
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace sn {
 
@@ -18,19 +19,12 @@ void check_rows(const char* op, const Tensor& t) {
            " strides ", shape_str(t.strides()));
 }
 
-float row_max(const float* x, int64_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
 // log(sum(exp(x))) computed stably.
 float row_logsumexp(const float* x, int64_t n) {
-  float m = row_max(x, n);
+  float m = lane_max(x, n);
   if (std::isinf(m)) return m;
-  float s = 0.f;
-  for (int64_t i = 0; i < n; ++i) s += std::exp(x[i] - m);
-  return m + std::log(s);
+  const double s = lane_sum(n, [&](int64_t i) { return exp_fast(x[i] - m); });
+  return m + float(std::log(s));
 }
 
 int64_t target_at(const Tensor& target, int64_t r) {
@@ -48,12 +42,16 @@ void CpuBackend::softmax(const Tensor& y, const Tensor& x, bool log) {
   parallel_for(x.size(0), C * 8, [&](int64_t r) {
     const float* xr = x.data<float>() + r * x.stride(0);
     float* yr = y.data<float>() + r * y.stride(0);
-    float lse = row_logsumexp(xr, C);
     if (log) {
+      const float lse = row_logsumexp(xr, C);
       for (int64_t i = 0; i < C; ++i) yr[i] = xr[i] - lse;
-    } else {
-      for (int64_t i = 0; i < C; ++i) yr[i] = std::exp(xr[i] - lse);
+      return;
     }
+    // exp(x − max) into y, then y / sum(y): one exponential per element.
+    const float m = lane_max(xr, C);
+    for (int64_t i = 0; i < C; ++i) yr[i] = exp_fast(xr[i] - m);
+    const float inv = float(1.0 / lane_sum(C, [&](int64_t i) { return yr[i]; }));
+    for (int64_t i = 0; i < C; ++i) yr[i] *= inv;
   });
 }
 
@@ -65,12 +63,10 @@ void CpuBackend::softmax_backward(const Tensor& dx, const Tensor& dy, const Tens
     const float* gr = dy.data<float>() + r * dy.stride(0);
     float* dr = dx.data<float>() + r * dx.stride(0);
     if (log) {  // dx = g - softmax * sum(g)
-      float s = 0.f;
-      for (int64_t i = 0; i < C; ++i) s += gr[i];
-      for (int64_t i = 0; i < C; ++i) dr[i] = gr[i] - std::exp(yr[i]) * s;
+      const float s = float(lane_sum(C, [&](int64_t i) { return gr[i]; }));
+      for (int64_t i = 0; i < C; ++i) dr[i] = gr[i] - exp_fast(yr[i]) * s;
     } else {  // dx = y * (g - sum(g * y))
-      float s = 0.f;
-      for (int64_t i = 0; i < C; ++i) s += gr[i] * yr[i];
+      const float s = float(lane_sum(C, [&](int64_t i) { return gr[i] * yr[i]; }));
       for (int64_t i = 0; i < C; ++i) dr[i] = yr[i] * (gr[i] - s);
     }
   });
@@ -122,7 +118,7 @@ void CpuBackend::cross_entropy_backward(const Tensor& dlogits, const Tensor& dlo
     float g = dloss.data<float>()[r * dloss.stride(0)];
     float l = lse.data<float>()[r * lse.stride(0)];
     float uniform = smoothing / float(C);
-    for (int64_t i = 0; i < C; ++i) dr[i] = g * (std::exp(xr[i] - l) - uniform);
+    for (int64_t i = 0; i < C; ++i) dr[i] = g * (exp_fast(xr[i] - l) - uniform);
     dr[t] -= g * (1.f - smoothing);
   });
 }
