@@ -73,7 +73,7 @@ Tensor sum_to(const Tensor& x, const Shape& sizes);
 
 // ---- linear algebra -------------------------------------------------------------------------
 // [M,K]@[K,N] or batched [B,M,K]@[B,K,N]; operands may be transposed or windowed views.
-Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor matmul(const Tensor& a, const Tensor& b, float alpha = 1.f);  // alpha · a @ b, the scale inside the GEMM
 // y = x @ w^T + b with x [..., in], w [out, in] (typically a window of a larger weight), b [out].
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 

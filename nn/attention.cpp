@@ -125,7 +125,7 @@ Tensor MultiHeadAttention::attend(const Tensor& x, const ForwardContext& ctx, Kv
   qh = qh.reshape({B * h, T, dh});
   kh = kh.reshape({B * h, S, dh});
   vh = vh.reshape({B * h, S, dh});
-  Tensor scores = matmul(qh, kh.transpose(1, 2)) * (1.f / std::sqrt(float(dh)));
+  Tensor scores = matmul(qh, kh.transpose(1, 2), 1.f / std::sqrt(float(dh)));  // the scale rides on the GEMM
   if (options_.causal && T > 1) scores = scores + causal_mask(T, x.device(), past);  // one new token sees all
   Tensor out = matmul(softmax(scores, -1), vh);                                 // [B·h, T, dh]
   out = out.view({B, h, T, dh}).permute({0, 2, 1, 3}).reshape({B, T, h * dh});  // heads side by side

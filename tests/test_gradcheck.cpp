@@ -96,6 +96,9 @@ TEST(Gradcheck, MatmulAndLinear) {
   expect_gradcheck([](const Inputs& in) { return matmul(in[0].prefix({3, 4}), in[1].prefix({2, 4}).t()); }, {A, B});
   expect_gradcheck([](const Inputs& in) { return matmul(in[0], in[1]); },
                    {leaf(random_tensor({2, 3, 4}, 12)), leaf(random_tensor({2, 4, 2}, 13))});
+  // The scale inside the GEMM (attention's 1/sqrt(dh)): both gradients carry it.
+  expect_gradcheck([](const Inputs& in) { return matmul(in[0], in[1].transpose(1, 2), 0.35f); },
+                   {leaf(random_tensor({2, 3, 4}, 12)), leaf(random_tensor({2, 5, 4}, 13))});
   // linear on windows of a wider weight and bias: the SortedNet case.
   Tensor x = leaf(random_tensor({2, 3, 4}, 14));
   Tensor W = leaf(random_tensor({7, 6}, 15)), b = leaf(random_tensor({7}, 16));

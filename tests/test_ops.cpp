@@ -220,6 +220,9 @@ TEST(Ops, MatmulOnWindowsAndTransposes) {
     Tensor x = nested ? a.window : a.contiguous, y = nested ? b.window : b.contiguous;
     V ref = ref::matmul(to_vector<float>(x), to_vector<float>(y), 5, 7, 3);
     expect_close(matmul(x, y), ref, 1e-5f, "matmul");
+    V scaled = ref;
+    for (float& v : scaled) v *= -0.25f;
+    expect_close(matmul(x, y, -0.25f), scaled, 1e-5f, "alpha · matmul");
     // The same product through transposed views (column-major operands).
     Tensor xt = x.t().contiguous().t(), yt = y.t().contiguous().t();
     expect_close(matmul(xt, yt), ref, 1e-5f, "matmul transposed operands");

@@ -15,16 +15,17 @@ bool blas_writable(const Tensor& t) {
   return ((c <= 1 || sc == 1) && (r <= 1 || sr >= c)) || ((r <= 1 || sr == 1) && (c <= 1 || sc >= r));
 }
 
-// dst (a gradient window, or a temporary) += a @ b; = a @ b where nothing was accumulated yet.
-void gemm_into(BackwardContext& ctx, size_t i, const Tensor& a, const Tensor& b, const Shape& sizes) {
+// dst (a gradient window, or a temporary) += alpha · a @ b; = where nothing was accumulated yet.
+void gemm_into(BackwardContext& ctx, size_t i, const Tensor& a, const Tensor& b, const Shape& sizes,
+               float alpha = 1.f) {
   GradTarget target(ctx, i, sizes, a.device(), blas_writable, true);
-  if (target.tensor().defined()) kernels(a).gemm(target.tensor(), a, b, 1.f, target.fresh() ? 0.f : 1.f);
+  if (target.tensor().defined()) kernels(a).gemm(target.tensor(), a, b, alpha, target.fresh() ? 0.f : 1.f);
   target.finish();
 }
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a, const Tensor& b, float alpha) {
   check_f32("matmul", a, "lhs");
   check_f32("matmul", b, "rhs");
   check_same_device("matmul", a, b);
@@ -35,14 +36,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
            shape_str(a.sizes()), " @ ", shape_str(b.sizes()), " do not match");
   Shape shape = batched ? Shape{a.size(0), a.size(1), b.size(2)} : Shape{a.size(0), b.size(1)};
   Tensor out = empty(shape, DType::f32, a.device());
-  kernels(a).gemm(out, a.detach(), b.detach(), 1.f, 0.f);
+  kernels(a).gemm(out, a.detach(), b.detach(), alpha, 0.f);
   Saved sa(b.requires_grad() ? a : Tensor()), sb(a.requires_grad() ? b : Tensor());
   Shape a_sizes = a.sizes(), b_sizes = b.sizes();
-  return record("matmul", out, {&a, &b}, [sa, sb, a_sizes, b_sizes](BackwardContext& ctx) {
+  return record("matmul", out, {&a, &b}, [sa, sb, a_sizes, b_sizes, alpha](BackwardContext& ctx) {
     const Tensor& g = ctx.grad();
     const int64_t r = g.dim() - 2, c = g.dim() - 1;  // the matrix dims
-    if (ctx.needs(0)) gemm_into(ctx, 0, g, sb.get("matmul").transpose(r, c), a_sizes);
-    if (ctx.needs(1)) gemm_into(ctx, 1, sa.get("matmul").transpose(r, c), g, b_sizes);
+    if (ctx.needs(0)) gemm_into(ctx, 0, g, sb.get("matmul").transpose(r, c), a_sizes, alpha);
+    if (ctx.needs(1)) gemm_into(ctx, 1, sa.get("matmul").transpose(r, c), g, b_sizes, alpha);
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace sn {
 
@@ -16,13 +17,19 @@ void CpuBackend::sgd_step(const Tensor& p, const Tensor& g, const Tensor& v, flo
   float* pp = p.data<float>();
   const float* gp = g.data<float>();
   float* vp = v.data<float>();
+  auto update = [=](float& w, float& m, float grad) SN_ALWAYS_INLINE {
+    const float d = grad + weight_decay * w;
+    m = momentum * m + d;
+    w -= lr * (nesterov ? d + momentum * m : m);
+  };
   for_each_row<3>(p.sizes(), {p.strides(), g.strides(), v.strides()}, [&](Offsets<3> o, Offsets<3> st, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      float& w = pp[o[0] + i * st[0]];
-      float& m = vp[o[2] + i * st[2]];
-      const float d = gp[o[1] + i * st[1]] + weight_decay * w;
-      m = momentum * m + d;
-      w -= lr * (nesterov ? d + momentum * m : m);
+    float* w = pp + o[0];
+    const float* gr = gp + o[1];
+    float* m = vp + o[2];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1) {  // rows of a window: a loop the compiler vectorises
+      for (int64_t i = 0; i < n; ++i) update(w[i], m[i], gr[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) update(w[i * st[0]], m[i * st[2]], gr[i * st[1]]);
     }
   });
 }
@@ -36,16 +43,21 @@ void CpuBackend::adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, c
   const float* gp = g.data<float>();
   float* mp = m.data<float>();
   float* vp = v.data<float>();
+  auto update = [=](float& w, float& mm, float& vv, float grad) SN_ALWAYS_INLINE {
+    mm = beta1 * mm + (1.f - beta1) * grad;
+    vv = beta2 * vv + (1.f - beta2) * grad * grad;
+    w -= lr * ((mm / c1) / (std::sqrt(vv / c2) + eps) + weight_decay * w);
+  };
   for_each_row<4>(p.sizes(), {p.strides(), g.strides(), m.strides(), v.strides()},
                   [&](Offsets<4> o, Offsets<4> st, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      float& w = pp[o[0] + i * st[0]];
-      float& mm = mp[o[2] + i * st[2]];
-      float& vv = vp[o[3] + i * st[3]];
-      const float grad = gp[o[1] + i * st[1]];
-      mm = beta1 * mm + (1.f - beta1) * grad;
-      vv = beta2 * vv + (1.f - beta2) * grad * grad;
-      w -= lr * ((mm / c1) / (std::sqrt(vv / c2) + eps) + weight_decay * w);
+    float* w = pp + o[0];
+    const float* gr = gp + o[1];
+    float* mm = mp + o[2];
+    float* vv = vp + o[3];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {  // vectorised (sqrt without errno: see CMake)
+      for (int64_t i = 0; i < n; ++i) update(w[i], mm[i], vv[i], gr[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) update(w[i * st[0]], mm[i * st[2]], vv[i * st[3]], gr[i * st[1]]);
     }
   });
 }
