@@ -233,11 +233,18 @@ TEST(Ops, MatmulOnWindowsAndTransposes) {
   Tensor s = random_tensor({10, 14}, 7).slice(0, 0, 10, 2).slice(1, 0, 14, 2);
   Tensor r = random_tensor({7, 2}, 8);
   expect_close(matmul(s, r), ref::matmul(to_vector<float>(s), to_vector<float>(r), 5, 7, 2), 1e-5f);
-  // Batched.
-  Tensor ba = random_tensor({3, 4, 5}, 9), bb = random_tensor({3, 5, 2}, 10);
-  Tensor bo = matmul(ba, bb);
-  for (int64_t i = 0; i < 3; ++i)
-    expect_close(bo.select(0, i), ref::matmul(to_vector<float>(ba.select(0, i)), to_vector<float>(bb.select(0, i)), 4, 5, 2), 1e-5f);
+  // Batched: 3 matrices one after another, 9 split across the threads (one transposed operand).
+  for (int64_t n : {3, 9}) {
+    Tensor ba = random_tensor({n, 4, 5}, 9), bb = random_tensor({n, 2, 5}, 10).transpose(1, 2);
+    Tensor bo = matmul(ba, bb);
+    for (int64_t i = 0; i < n; ++i)
+      expect_close(bo.select(0, i),
+                   ref::matmul(to_vector<float>(ba.select(0, i)), to_vector<float>(bb.select(0, i)), 4, 5, 2), 1e-5f);
+  }
+  // An error inside the batch-parallel loop (an output BLAS cannot write) comes out as sn::Error.
+  Tensor c = zeros({9, 8, 4}).slice(1, 0, 8, 2).slice(2, 0, 4, 2);
+  EXPECT_THROW(backend_for(Device::cpu()).gemm(c, random_tensor({9, 4, 5}, 11), random_tensor({9, 5, 2}, 12), 1.f, 0.f),
+               Error);
 }
 
 // The backend GEMM on shapes that cross the blocking of the portable kernel (kernels/cpu/sgemm.cpp)

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""Training-step time of W1 and W2 sub-models (full, half width, smallest) and of W4 (SoFT over
-every exit, the full depth, exit 2; MFLOPs per token) in sortednet and in
-PyTorch (CPU, or both on the GPU with --device cuda), each pair measured back to back, in several rounds (medians reported). Usage from
+"""Training-step time of W1 and W2 sub-models (full, half width, smallest), of W3 (the full
+encoder, depth 3 / 4 heads / MLP 384, the smallest) and of W4 (SoFT over every exit, the full
+depth, exit 2; MFLOPs per token) in sortednet and in PyTorch (CPU, or both on the GPU with
+--device cuda), each pair measured back to back, in several rounds (medians reported). Usage from
 the repository root after a build:
 
-    bench/compare/train_step_compare.py [--build build] [--rounds 2] [--device cuda --python python3]
+    bench/compare/train_step_compare.py [--build build] [--rounds 2] [--only a,b] [--tuned-malloc]
+                                        [--device cuda --python python3]
 """
 import argparse
 import json
@@ -24,6 +26,13 @@ def env():
     return e
 
 
+# glibc malloc kept from handing large blocks back to the system: PyTorch's CPU allocator frees
+# activations to malloc every step, and glibc returns blocks above its mmap threshold to the
+# kernel, so each step page-faults them in again. These settings give the peer its best case.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
+                "MALLOC_TOP_PAD_": str(1 << 30)}
+
+
 def ours(build, name, min_time, device):
     e = env()
     e["SN_BENCH_DEVICE"] = device
@@ -35,10 +44,13 @@ def ours(build, name, min_time, device):
     return b["real_time"]  # ms
 
 
-def torch(name, min_time, device, python):
+def torch(name, min_time, device, python, tuned_malloc=False):
     here = os.path.dirname(os.path.abspath(__file__))
+    e = env()
+    if tuned_malloc:
+        e.update(TUNED_MALLOC)
     out = subprocess.run([python, os.path.join(here, "train_step_torch.py"), f"--only={name}",
-                          f"--min-time={min_time}", f"--device={device}"], check=True, capture_output=True, text=True, env=env()).stdout
+                          f"--min-time={min_time}", f"--device={device}"], check=True, capture_output=True, text=True, env=e).stdout
     return json.loads(out.splitlines()[0])
 
 
@@ -50,20 +62,31 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(NAMES))
     ap.add_argument("--device", default="cpu", help="cpu or cuda: both sides run there")
     ap.add_argument("--python", default="/usr/bin/python3", help="the interpreter that has PyTorch")
+    ap.add_argument("--tuned-malloc", action="store_true",
+                    help="also run PyTorch with glibc malloc tuned not to return memory (its best case)")
     args = ap.parse_args()
     names = [n for n in NAMES if not args.only or n in args.only.split(",")]
-    ours_ms, torch_ms, threads = {}, {}, {}
+    ours_ms, torch_ms, tuned_ms, threads, tuned_threads = {}, {}, {}, {}, {}
     for _ in range(args.rounds):
         for name in names:
             ours_ms.setdefault(name, []).append(ours(args.build, name, args.min_time, args.device))
             t = torch(name, args.min_time, args.device, args.python)
             torch_ms.setdefault(name, []).append(t["ms"])
             threads[name] = t["threads"]
-    print("| sub-model | MFLOPs/example | sortednet ms/step | PyTorch ms/step (threads) | PyTorch / sortednet |")
-    print("|---|---|---|---|---|")
+            if args.tuned_malloc:
+                t = torch(name, args.min_time, args.device, args.python, tuned_malloc=True)
+                tuned_ms.setdefault(name, []).append(t["ms"])
+                tuned_threads[name] = t["threads"]
+    extra = " PyTorch, malloc tuned (threads) | tuned / sortednet |" if args.tuned_malloc else ""
+    print("| sub-model | MFLOPs/example | sortednet ms/step | PyTorch ms/step (threads) | PyTorch / sortednet |" + extra)
+    print("|---|---|---|---|---|" + ("---|---|" if args.tuned_malloc else ""))
     for name in names:
         a, b = statistics.median(ours_ms[name]), statistics.median(torch_ms[name])
-        print(f"| {name} | {MFLOPS[name]:.2f} | {a:.1f} | {b:.1f} ({threads[name]}) | {b / a:.2f}x |")
+        row = f"| {name} | {MFLOPS[name]:.2f} | {a:.1f} | {b:.1f} ({threads[name]}) | {b / a:.2f}x |"
+        if args.tuned_malloc:
+            c = statistics.median(tuned_ms[name])
+            row += f" {c:.1f} ({tuned_threads[name]}) | {c / a:.2f}x |"
+        print(row)
 
 
 if __name__ == "__main__":

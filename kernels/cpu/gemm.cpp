@@ -1,6 +1,9 @@
 // kernels/cpu/gemm.cpp — GEMM on strided views through a CBLAS-style row-major SGEMM (leading
 // dimensions, no copies): OpenBLAS, or the portable kernel of sgemm.cpp when built without BLAS.
 #include <cstdint>
+#include <exception>
+
+#include <omp.h>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
@@ -76,7 +79,22 @@ void CpuBackend::gemm(const Tensor& c, const Tensor& a, const Tensor& b, float a
                c.size(2) == b.size(2),
            "gemm", "batched shapes ", shape_str(a.sizes()), " @ ", shape_str(b.sizes()), " -> ",
            shape_str(c.sizes()), " do not match");
-  for (int64_t i = 0; i < a.size(0); ++i) gemm2d(c.select(0, i), a.select(0, i), b.select(0, i), alpha, beta);
+  // Many matrices (attention's heads × batch): one per thread at a time. BLAS called inside the
+  // parallel region runs single-threaded, and the small ones it would not split anyway. Few large
+  // ones: one after another, each split by BLAS.
+  const int64_t batch = a.size(0);
+  const bool across = batch >= 2 * int64_t(omp_get_max_threads()) && !omp_in_parallel();
+  std::exception_ptr failure;  // an error inside the parallel region is rethrown after it
+#pragma omp parallel for schedule(static) if (across)
+  for (int64_t i = 0; i < batch; ++i) {
+    try {
+      gemm2d(c.select(0, i), a.select(0, i), b.select(0, i), alpha, beta);
+    } catch (...) {
+#pragma omp critical(sn_gemm_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace sn

@@ -13,8 +13,7 @@ namespace sn {
 using namespace cpu;
 
 namespace {
-// Element (r, i) of a [R, D] view with unit inner stride, or 1/0 when undefined.
-inline const float* row(const Tensor& t, int64_t r) { return t.data<float>() + r * t.stride(0); }
+// Element i of a per-channel vector, or `dflt` when it is undefined.
 inline float at1(const Tensor& t, int64_t i, float dflt) {
   return t.defined() ? t.data<float>()[i * t.stride(0)] : dflt;
 }
@@ -33,9 +32,7 @@ void check_nchw(const char* op, const Tensor& x) {
            op, "expects NCHW with contiguous planes, got sizes ", shape_str(x.sizes()),
            " strides ", shape_str(x.strides()));
 }
-}  // namespace
 
-namespace {
 // A per-feature vector (weight or bias, any stride) as D contiguous floats, or `dflt` everywhere
 // when undefined: the row loops then read plain arrays the compiler vectorises.
 std::vector<float> feature_vector(const Tensor& t, int64_t D, float dflt) {
