@@ -96,6 +96,11 @@ Tensor rms_norm(const Tensor& x, const Tensor& w, float eps = 1e-6f);
 // updated in place with `momentum`; eval: running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& running_mean,
                   const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
+// relu(batch_norm(x) + residual) in one pass over the planes (residual may be undefined): the
+// "BatchNorm → add → ReLU" of a ResNet block without the intermediate tensors.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
+                       const Tensor& residual = Tensor());
 
 // ---- convolution and pooling (NCHW) ---------------------------------------------------------
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(), const Conv2dGeometry& g = {});

@@ -4,6 +4,9 @@
 //   act/<op>/<pass>       GELU on W3's MLP activations [128·50, 768], SiLU on W4's [16·256, 688]
 //   softmax/<pass>        W3's attention scores [128·6·50, 50] (6 heads, 50 tokens)
 //   norm/<kind>/<pass>    LayerNorm on W3's [128·50, 192], RMSNorm on W4's [16·256, 256]
+//   batchnorm/<pass>      BatchNorm2d in training mode on W2's half-width stages: [128, 16, 28²],
+//                         [128, 32, 14²], [128, 64, 7²] (stats + apply forward, backward)
+//   act/relu_planes/...   ReLU on the first of those (the op that follows each BatchNorm)
 //   libm/<op>             the same forward function as a plain loop over libm's erff / expf on
 //                         the same threads: the scalar baseline the vectorised math replaces
 //
@@ -68,6 +71,28 @@ void norm(benchmark::State& state, bool rms, int64_t rows, int64_t cols, bool ba
   set_bytes(state, rows * cols, backward ? 3 : 2);
 }
 
+// BatchNorm2d as the training step runs it: the batch statistics and the normalisation forward,
+// the gradient of input, weight and bias backward.
+void batchnorm(benchmark::State& state, bool backward) {
+  const int64_t n = 128, c = state.range(0), hw = state.range(1);
+  Tensor x = random({n, c, hw, hw}, 9), g = random({n, c, hw, hw}, 10), y = empty({n, c, hw, hw}),
+         dx = empty({n, c, hw, hw});
+  Tensor w = random({c}, 11), b = random({c}, 12), dw = zeros({c}), db = zeros({c});
+  Tensor mean = empty({c}), var = empty({c});
+  cpu_kernels().batch_norm_stats(mean, var, x);
+  Tensor invstd = empty({c});
+  for (int64_t i = 0; i < c; ++i) invstd.data<float>()[i] = 1.f / std::sqrt(var.data<float>()[i] + 1e-5f);
+  for (auto _ : state) {
+    if (backward) {
+      cpu_kernels().batch_norm_backward(dx, dw, db, g, x, mean, invstd, w, true);
+    } else {
+      cpu_kernels().batch_norm_stats(mean, var, x);
+      cpu_kernels().batch_norm_apply(y, x, mean, invstd, w, b);
+    }
+  }
+  set_bytes(state, n * c * hw * hw, backward ? 3 : 2);
+}
+
 // The scalar baseline: libm per element, split over the same OpenMP threads.
 template <class F>
 void libm_loop(benchmark::State& state, int64_t rows, int64_t cols, F f) {
@@ -94,6 +119,10 @@ BENCHMARK_CAPTURE(activation, silu/backward, Unary::silu, 16 * 256, 688, true)->
 BENCHMARK_CAPTURE(libm_loop, silu/expf, 16 * 256, 688, [](float v) { return v / (1.f + expf(-v)); })
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(activation, relu/forward, Unary::relu, 128 * 50, 768, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(activation, relu_planes/forward, Unary::relu, 128 * 16, 28 * 28, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(activation, relu_planes/backward, Unary::relu, 128 * 16, 28 * 28, true)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(batchnorm, forward, false)->Args({16, 28})->Args({32, 14})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(batchnorm, backward, true)->Args({16, 28})->Args({32, 14})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(softmax_rows, forward, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(softmax_rows, backward, true)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(norm, layer/forward, false, 128 * 50, 192, false)->Unit(benchmark::kMicrosecond)->UseRealTime();

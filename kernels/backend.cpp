@@ -119,6 +119,12 @@ void Backend::batch_norm_apply(const Tensor&, const Tensor&, const Tensor&, cons
                                const Tensor&, const Tensor&) {
   SN_MISSING("batch_norm_apply");
 }
+void Backend::batch_norm_apply_relu(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                                    const Tensor& w, const Tensor& b, const Tensor& residual) {
+  batch_norm_apply(y, x, mean, invstd, w, b);
+  if (residual.defined()) binary(Binary::add, y, y, residual);
+  unary(Unary::relu, y, y);
+}
 void Backend::batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                                   const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool) {
   SN_MISSING("batch_norm_backward");

@@ -95,6 +95,12 @@ class Backend {
   // y = (x - mean[c]) * invstd[c] * w[c] + b[c]; w, b may be undefined.
   virtual void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean,
                                 const Tensor& invstd, const Tensor& w, const Tensor& b);
+  // y = max(batch_norm_apply(x) + residual, 0), residual undefined for none: the BatchNorm, the
+  // residual add and the ReLU of a ResNet block. The default runs the three kernels one after
+  // another; a backend may fuse them into one pass over the planes.
+  virtual void batch_norm_apply_relu(const Tensor& y, const Tensor& x, const Tensor& mean,
+                                     const Tensor& invstd, const Tensor& w, const Tensor& b,
+                                     const Tensor& residual);
   // training: batch statistics are functions of x; eval: constants. dw, db accumulate.
   virtual void batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
                                    const Tensor& dy, const Tensor& x, const Tensor& mean,

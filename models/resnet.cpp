@@ -28,10 +28,10 @@ class BasicBlock final : public Layer {
   }
 
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override {
-    Tensor h = relu(bn1_->forward(conv1_->forward(x, ctx), ctx));
-    h = bn2_->forward(conv2_->forward(h, ctx), ctx);
+    Tensor h = bn1_->forward_relu(conv1_->forward(x, ctx), ctx);
+    h = conv2_->forward(h, ctx);
     Tensor skip = shortcut_ ? shortcut_bn_->forward(shortcut_->forward(x, ctx), ctx) : x;
-    return relu(h + skip);
+    return bn2_->forward_relu(h, ctx, skip);  // relu(bn2(h) + skip)
   }
 
   void batch_norms(std::vector<BatchNorm2d*>& out) {
@@ -95,7 +95,7 @@ class SortedResNet final : public Model {
   }
 
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override {
-    Tensor h = relu(stem_bn_->forward(stem_->forward(x, ctx), ctx));
+    Tensor h = stem_bn_->forward_relu(stem_->forward(x, ctx), ctx);
     for (auto& stage : stages_) h = stage->forward(h, ctx);
     return fc_->forward(global_avg_pool2d(h), ctx);
   }

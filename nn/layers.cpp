@@ -90,7 +90,13 @@ BatchNorm2d::BatchNorm2d(int64_t channels_max, Width channels, BnStats mode, int
   running_var = register_buffer("running_var", ones({sets, channels_max}));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x, const ForwardContext& ctx) {
+Tensor BatchNorm2d::forward(const Tensor& x, const ForwardContext& ctx) { return normalize(x, ctx, false, Tensor()); }
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x, const ForwardContext& ctx, const Tensor& residual) {
+  return normalize(x, ctx, true, residual);
+}
+
+Tensor BatchNorm2d::normalize(const Tensor& x, const ForwardContext& ctx, bool relu, const Tensor& residual) {
   const int64_t c = x.size(1);
   check_width("BatchNorm2d", "channels", c, channels_(ctx.sub), ctx.sub);
   const int64_t row = mode_ == BnStats::per_submodel ? ctx.sub_index : 0;
@@ -98,9 +104,10 @@ Tensor BatchNorm2d::forward(const Tensor& x, const ForwardContext& ctx) {
            " has no statistics (", running_mean.size(0), " sets)");
   float momentum = momentum_;
   if (cumulative_batches_ >= 0) momentum = 1.f / float(++cumulative_batches_);
-  return batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c),
-                    running_mean.select(0, row).narrow(0, 0, c), running_var.select(0, row).narrow(0, 0, c),
-                    is_training(), momentum, eps_);
+  const Tensor w = weight.narrow(0, 0, c), b = bias.narrow(0, 0, c);
+  const Tensor mean = running_mean.select(0, row).narrow(0, 0, c), var = running_var.select(0, row).narrow(0, 0, c);
+  if (relu) return batch_norm_relu(x, w, b, mean, var, is_training(), momentum, eps_, residual);
+  return batch_norm(x, w, b, mean, var, is_training(), momentum, eps_);
 }
 
 void BatchNorm2d::begin_recalibration() {

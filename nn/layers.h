@@ -49,6 +49,8 @@ class BatchNorm2d : public Layer {
   BatchNorm2d(int64_t channels_max, Width channels, BnStats mode, int64_t stat_sets,
               float momentum = 0.1f, float eps = 1e-5f);
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+  // relu(forward(x) + residual) in one pass (residual may be undefined): see batch_norm_relu.
+  Tensor forward_relu(const Tensor& x, const ForwardContext& ctx, const Tensor& residual = Tensor());
   // Recalibration: forget the statistics, then average over the next batches (cumulative).
   void begin_recalibration();
   void end_recalibration();
@@ -59,6 +61,7 @@ class BatchNorm2d : public Layer {
   BnStats mode_;
   float momentum_, eps_;
   int64_t cumulative_batches_ = -1;  // >= 0 while recalibrating
+  Tensor normalize(const Tensor& x, const ForwardContext& ctx, bool relu, const Tensor& residual);
 };
 
 // Over the active prefix of the last dim, with the matching windows of weight and bias.

@@ -265,6 +265,18 @@ TEST_F(Cuda, BatchNormTrainingAndEval) {
   }
 }
 
+TEST_F(Cuda, BatchNormReluWithResidual) {
+  Tensor x = random_tensor({8, 12, 9, 9}, 95, 2.f), r = random_tensor({8, 12, 9, 9}, 96);
+  Tensor w = random_tensor({16}, 97), b = random_tensor({16}, 98);
+  for (bool residual : {false, true})
+    expect_parity({x, w, b, r},
+                  [&](const std::vector<Tensor>& in) {
+                    return batch_norm_relu(in[0], in[1].prefix({12}), in[2].prefix({12}), Tensor(), Tensor(), true,
+                                           0.1f, 1e-5f, residual ? in[3] : Tensor());
+                  },
+                  kF32, residual ? "batch_norm_relu residual" : "batch_norm_relu");
+}
+
 TEST_F(Cuda, Conv2dOnFilterWindows) {
   struct Case {
     const char* name;

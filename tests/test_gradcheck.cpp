@@ -150,6 +150,36 @@ TEST(Gradcheck, BatchNorm) {
                    {leaf(random_tensor({5, 3}, 35)), leaf(random_tensor({3}, 36)), leaf(random_tensor({3}, 37))});
 }
 
+// [N, C, H, W] values of magnitude 0.8-1.2 · scale whose signs alternate within each channel (the
+// same pattern in every channel): normalised, every ReLU input stays far from the kink, where a
+// finite difference measures the jump instead of the derivative.
+Tensor alternating_planes(const Shape& s, uint64_t seed, float scale) {
+  Tensor t = random_tensor(s, seed);
+  float* p = t.data<float>();
+  const int64_t plane = s[2] * s[3], sample = s[1] * plane;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const int64_t k = (i / sample) * plane + i % plane;  // the same index in every channel
+    p[i] = (k % 2 ? scale : -scale) * (1.f + 0.2f * std::tanh(p[i]));
+  }
+  return t;
+}
+
+TEST(Gradcheck, BatchNormRelu) {
+  Tensor W = leaf(tanh(random_tensor({6}, 40)) * 0.2f + 1.f), B = leaf(tanh(random_tensor({6}, 41)) * 0.1f);
+  Tensor X = leaf(alternating_planes({3, 6, 3, 3}, 42, 1.f)), R = leaf(alternating_planes({3, 5, 3, 3}, 43, 0.5f));
+  for (bool training : {true, false})
+    for (bool residual : {false, true}) {
+      SCOPED_TRACE(std::string(training ? "train" : "eval") + (residual ? " residual" : ""));
+      Tensor rm = random_tensor({6}, 44) * 0.1f, rv = abs(random_tensor({6}, 45)) + 0.5f;
+      expect_gradcheck([&](const Inputs& in) {
+        Tensor m = rm.clone(), v = rv.clone();  // each call starts from the same running stats
+        return batch_norm_relu(in[0].narrow(1, 0, 4), in[1].narrow(0, 0, 4), in[2].narrow(0, 0, 4), m.narrow(0, 0, 4),
+                               v.narrow(0, 0, 4), training, 0.1f, 1e-5f,
+                               residual ? in[3].narrow(1, 1, 4) : Tensor());
+      }, {X, W, B, R});
+    }
+}
+
 TEST(Gradcheck, Conv2d) {
   struct Case {
     Shape x, w;

@@ -374,6 +374,35 @@ TEST(Ops, BatchNormTrainAndEval) {
   }
 }
 
+// The fused op is the composition it replaces, in values and in every gradient, for NCHW and
+// [N, C] inputs, with and without a residual, in training and eval.
+TEST(Ops, BatchNormReluIsBatchNormAddRelu) {
+  for (const Shape& shape : {Shape{4, 5, 3, 3}, Shape{6, 5}})
+    for (bool training : {true, false})
+      for (bool residual : {false, true}) {
+        SCOPED_TRACE(shape_str(shape) + (training ? " train" : " eval") + (residual ? " residual" : ""));
+        std::vector<Tensor> y, grads;
+        for (bool fused : {false, true}) {
+          Tensor x = random_tensor(shape, 60).set_requires_grad(), r = random_tensor(shape, 61).set_requires_grad();
+          Tensor w = random_tensor({5}, 62).set_requires_grad(), b = random_tensor({5}, 63).set_requires_grad();
+          Tensor rm = random_tensor({5}, 64) * 0.1f, rv = abs(random_tensor({5}, 65)) + 0.5f;
+          Tensor out = fused ? batch_norm_relu(x, w, b, rm, rv, training, 0.1f, 1e-5f, residual ? r : Tensor())
+                             : relu(residual ? batch_norm(x, w, b, rm, rv, training) + r
+                                             : batch_norm(x, w, b, rm, rv, training));
+          sum(out * random_tensor(shape, 66)).backward();
+          y.push_back(out.detach());
+          for (const Tensor* t : {&x, &w, &b, &rm, &rv}) grads.push_back(t == &rm || t == &rv ? *t : t->grad());
+          grads.push_back(residual ? r.grad() : zeros({1}));
+        }
+        expect_close(y[1], to_vector<float>(y[0]), 1e-6f, "output");
+        const size_t per = grads.size() / 2;
+        for (size_t i = 0; i < per; ++i) expect_close(grads[per + i], to_vector<float>(grads[i]), 1e-5f, "gradient");
+      }
+  Tensor x = random_tensor({2, 3, 2, 2}, 67);
+  EXPECT_THROW(batch_norm_relu(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1f, 1e-5f, random_tensor({2, 3, 2, 1}, 68)),
+               Error);
+}
+
 // One convolution through the direct kernel: forward against the reference, both gradients
 // (inputs and filter windows of larger tensors) against im2col.
 void expect_direct_matches_reference(const ref::Conv& c) {

@@ -143,7 +143,10 @@ class NcclCommunicator final : public Communicator {
       check(ncclCommGetAsyncError(comm_, &state), what);
       check(state, what);
       const cudaError_t q = cudaStreamQuery(current_stream());
-      if (q == cudaErrorNotReady) return false;
+      if (q == cudaErrorNotReady) {
+        (void)cudaGetLastError();  // "not ready" is recorded as the last error: the next launch check must not see it
+        return false;
+      }
       check_cuda(q, what);
       return true;
     });

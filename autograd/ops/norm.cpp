@@ -58,15 +58,31 @@ Tensor rms_norm(const Tensor& x, const Tensor& w, float eps) {
   return norm_impl("rms_norm", x, w, Tensor(), eps, true);
 }
 
-Tensor batch_norm(const Tensor& x_in, const Tensor& w, const Tensor& b, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps) {
-  check_f32("batch_norm", x_in, "input");
-  SN_CHECK(x_in.dim() == 4 || x_in.dim() == 2, "batch_norm", "expects [N, C, H, W] or [N, C], got ",
+namespace {
+
+// [N, C] is [N, C, 1, 1]; the kernels need contiguous H×W planes.
+Tensor as_planes(const Tensor& t) {
+  Tensor t4 = t.dim() == 2 ? t.unsqueeze(2).unsqueeze(3) : t;
+  if (t4.size(3) > 1 && t4.stride(3) != 1) t4 = t4.contiguous();
+  if (t4.size(2) > 1 && t4.stride(2) != t4.size(3)) t4 = t4.contiguous();
+  return t4;
+}
+
+// BatchNorm, then (relu) the residual add and the ReLU in the same pass.
+Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& w, const Tensor& b,
+                       const Tensor& running_mean, const Tensor& running_var, bool training, float momentum,
+                       float eps, bool relu, const Tensor& residual_in) {
+  check_f32(name, x_in, "input");
+  SN_CHECK(x_in.dim() == 4 || x_in.dim() == 2, name, "expects [N, C, H, W] or [N, C], got ",
            shape_str(x_in.sizes()));
-  // [N, C] is [N, C, 1, 1]; the kernels need contiguous H×W planes.
-  Tensor x4 = x_in.dim() == 2 ? x_in.unsqueeze(2).unsqueeze(3) : x_in;
-  if (x4.size(3) > 1 && x4.stride(3) != 1) x4 = x4.contiguous();
-  if (x4.size(2) > 1 && x4.stride(2) != x4.size(3)) x4 = x4.contiguous();
+  Tensor x4 = as_planes(x_in);
+  Tensor residual;
+  if (residual_in.defined()) {
+    check_f32(name, residual_in, "residual");
+    SN_CHECK(residual_in.sizes() == x_in.sizes() && residual_in.device() == x_in.device(), name, "residual ",
+             shape_str(residual_in.sizes()), " does not match the input ", shape_str(x_in.sizes()));
+    residual = as_planes(residual_in);
+  }
   const int64_t C = x4.size(1);
   check_per_feature("batch_norm", w, C, "weight");
   check_per_feature("batch_norm", b, C, "bias");
@@ -103,20 +119,45 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& w, const Tensor& b, const Te
     k.binary(Binary::div, invstd, ones({C}, DType::f32, dev), invstd);
   }
   Tensor y = empty(x4.sizes(), DType::f32, dev);
-  k.batch_norm_apply(y, x4.detach(), mean, invstd, detached(w), detached(b));
-  Saved sx(x4), sw(w), smean(mean), sinv(invstd);
-  Tensor out = record("batch_norm", y, {&x4, &w, &b}, [=](BackwardContext& ctx) {
-    const Tensor& xv = sx.get("batch_norm");
+  if (relu) k.batch_norm_apply_relu(y, x4.detach(), mean, invstd, detached(w), detached(b), detached(residual));
+  else k.batch_norm_apply(y, x4.detach(), mean, invstd, detached(w), detached(b));
+  // The ReLU's gradient needs only where its output is positive.
+  Saved sx(x4), sw(w), smean(mean), sinv(invstd), sy(relu ? y : Tensor());
+  Tensor out = record(name, y, {&x4, &w, &b, &residual}, [=](BackwardContext& ctx) {
+    const Tensor& xv = sx.get(name);
+    Backend& kb = kernels(xv);
+    Tensor g = ctx.grad();
+    if (relu) {  // the gradient at the ReLU's input: of the residual, and of the BatchNorm's output
+      const Tensor& yv = sy.get(name);
+      Tensor masked = empty(yv.sizes(), DType::f32, yv.device());
+      kb.unary_backward(Unary::relu, masked, g, yv, yv);
+      g = masked;
+    }
     Tensor dx = ctx.needs(0) ? empty(xv.sizes(), DType::f32, xv.device()) : Tensor();
     GradTarget dw(ctx, 1, {C}, xv.device()), db(ctx, 2, {C}, xv.device());
-    kernels(xv).batch_norm_backward(dx, dw.tensor(), db.tensor(), ctx.grad(), xv,
-                                    smean.get("batch_norm"), sinv.get("batch_norm"),
-                                    sw.get("batch_norm"), training);
+    kb.batch_norm_backward(dx, dw.tensor(), db.tensor(), g, xv, smean.get(name), sinv.get(name), sw.get(name),
+                           training);
     dw.finish();
     db.finish();
     if (dx.defined()) ctx.accumulate(0, std::move(dx));
+    if (ctx.needs(3)) ctx.accumulate(3, std::move(g));  // after the last read of g: it may be taken over
   });
   return x_in.dim() == 2 ? out.view(x_in.sizes()) : out;
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, float momentum, float eps) {
+  return batch_norm_impl("batch_norm", x, w, b, running_mean, running_var, training, momentum, eps, false,
+                         Tensor());
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, float momentum, float eps,
+                       const Tensor& residual) {
+  return batch_norm_impl("batch_norm_relu", x, w, b, running_mean, running_var, training, momentum, eps, true,
+                         residual);
 }
 
 }  // namespace sn

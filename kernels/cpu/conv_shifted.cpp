@@ -11,6 +11,7 @@
 
 #include "core/storage.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/plane_copy.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/sgemm.h"
 
@@ -32,11 +33,6 @@ std::atomic<ConvAlgorithm> g_algorithm{algorithm_from_environment()};
 inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm_rowmajor(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-}
-
-// Copies a rows × width block between row strides.
-inline void copy_block(const float* src, int64_t src_ld, float* dst, int64_t dst_ld, int64_t rows, int64_t width) {
-  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * src_ld, src + r * src_ld + width, dst + r * dst_ld);
 }
 
 // The filter regrouped by tap, each tap a [Cout, Cin] matrix: taps[t][co][ci] = w[co, ci, kh, kw]
@@ -84,14 +80,10 @@ void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& 
 
 // pad_image in channels-last order: x_t[(h + pad_h)·Wp + w + pad_w][c] = x[n, c, h, w].
 void pad_image_channels_last(float* x_t, const Tensor& x, int64_t n, const ShiftedConvShape& s) {
-  const int64_t Wp = s.W + 2 * s.pad_w, cs = x.stride(1);
-  const float* base = x.data<float>() + n * x.stride(0);
-  for (int64_t h = 0; h < s.H; ++h)
-    for (int64_t w = 0; w < s.W; ++w) {
-      const float* src = base + h * s.W + w;
-      float* dst = x_t + ((h + s.pad_h) * Wp + w + s.pad_w) * s.Cin;
-      for (int64_t c = 0; c < s.Cin; ++c) dst[c] = src[c * cs];
-    }
+  const int64_t Wp = s.W + 2 * s.pad_w;
+  to_channels_last(x.data<float>() + n * x.stride(0), x.stride(1), s.Cin, s.H * s.W, [&](int64_t p) {
+    return x_t + ((p / s.W + s.pad_h) * Wp + p % s.W + s.pad_w) * s.Cin;
+  });
 }
 
 }  // namespace

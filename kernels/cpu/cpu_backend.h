@@ -43,6 +43,8 @@ class CpuBackend final : public Backend {
   void batch_norm_stats(const Tensor& mean, const Tensor& var, const Tensor& x) override;
   void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& invstd,
                         const Tensor& w, const Tensor& b) override;
+  void batch_norm_apply_relu(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                             const Tensor& w, const Tensor& b, const Tensor& residual) override;
   void batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                            const Tensor& x, const Tensor& mean, const Tensor& invstd,
                            const Tensor& w, bool training) override;

@@ -164,25 +164,57 @@ void CpuBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const T
   });
 }
 
-void CpuBackend::batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean,
-                                  const Tensor& invstd, const Tensor& w, const Tensor& b) {
-  check_f32("batch_norm_apply", {&y, &x, &mean, &invstd, &w, &b});
-  check_nchw("batch_norm_apply", x);
-  check_nchw("batch_norm_apply", y);
+namespace {
+
+// y = x·scale[c] + shift[c] (+ residual) (then max(·, 0)), plane by plane.
+void batch_norm_planes(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                       const Tensor& w, const Tensor& b, const Tensor& residual, bool relu) {
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   std::vector<float> scales(static_cast<size_t>(C)), shifts(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
     scales[size_t(c)] = at1(invstd, c, 1.f) * at1(w, c, 1.f);
     shifts[size_t(c)] = at1(b, c, 0.f) - at1(mean, c, 0.f) * scales[size_t(c)];
   }
-  const Planes xs(x), ys(y);
+  const Planes xs(x), ys(y), rs(residual.defined() ? residual : x);
+  const bool add = residual.defined();
   parallel_for(N * C, P, [&](int64_t nc) {
     int64_t n = nc / C, c = nc % C;
     const float scale = scales[size_t(c)], shift = shifts[size_t(c)];
     const float* xp = xs(n, c);
+    const float* rp = rs(n, c);
     float* yp = ys(n, c);
-    for (int64_t i = 0; i < P; ++i) yp[i] = xp[i] * scale + shift;
+    if (!relu) {
+      for (int64_t i = 0; i < P; ++i) yp[i] = xp[i] * scale + shift;
+    } else if (add) {
+      for (int64_t i = 0; i < P; ++i) yp[i] = std::max(xp[i] * scale + shift + rp[i], 0.f);
+    } else {
+      for (int64_t i = 0; i < P; ++i) yp[i] = std::max(xp[i] * scale + shift, 0.f);
+    }
   });
+}
+
+}  // namespace
+
+void CpuBackend::batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean,
+                                  const Tensor& invstd, const Tensor& w, const Tensor& b) {
+  check_f32("batch_norm_apply", {&y, &x, &mean, &invstd, &w, &b});
+  check_nchw("batch_norm_apply", x);
+  check_nchw("batch_norm_apply", y);
+  batch_norm_planes(y, x, mean, invstd, w, b, Tensor(), false);
+}
+
+void CpuBackend::batch_norm_apply_relu(const Tensor& y, const Tensor& x, const Tensor& mean,
+                                       const Tensor& invstd, const Tensor& w, const Tensor& b,
+                                       const Tensor& residual) {
+  check_f32("batch_norm_apply_relu", {&y, &x, &mean, &invstd, &w, &b, &residual});
+  check_nchw("batch_norm_apply_relu", x);
+  check_nchw("batch_norm_apply_relu", y);
+  if (residual.defined()) {
+    check_nchw("batch_norm_apply_relu", residual);
+    SN_CHECK(residual.sizes() == x.sizes(), "batch_norm_apply_relu", "residual ", shape_str(residual.sizes()),
+             " does not match the input ", shape_str(x.sizes()));
+  }
+  batch_norm_planes(y, x, mean, invstd, w, b, residual, true);
 }
 
 void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
