@@ -192,7 +192,11 @@ TEST(Gradcheck, Conv2d) {
                         Case{{1, 4, 6, 6}, {4, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 2}},
                         Case{{2, 3, 5, 5}, {3, 1, 3, 3}, {1, 1, 1, 1, 1, 1, 3}},
                         Case{{1, 2, 5, 5}, {2, 2, 1, 1}, {2, 2, 0, 0, 1, 1, 1}},
-                        Case{{3, 3, 4, 6}, {2, 3, 3, 2}, {1, 1, 2, 0, 1, 1, 1}}}) {
+                        Case{{3, 3, 4, 6}, {2, 3, 3, 2}, {1, 1, 2, 0, 1, 1, 1}},
+                        // stride 2 over rows of 17 and 16 outputs: the vector gather and scatter
+                        // of im2col take 8 per step, with and without a partial last step
+                        Case{{2, 2, 5, 33}, {3, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 1}},
+                        Case{{2, 3, 3, 32}, {2, 3, 1, 1}, {2, 2, 0, 0, 1, 1, 1}}}) {
     SCOPED_TRACE(shape_str(c.w) + " algorithm " + std::to_string(int(algorithm)));
     cpu::set_conv_algorithm(algorithm);
     Conv2dGeometry g = c.g;

@@ -7,9 +7,14 @@
 
 #include <algorithm>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/plane_copy.h"
 #include "kernels/cpu/sgemm.h"
 
 namespace sn {
@@ -77,34 +82,69 @@ inline void valid_range(int64_t out, int64_t in, int64_t stride, int64_t offset,
   hi = std::clamp(hi, lo, out);
 }
 
+// out[wo] = xr[wo · stride] for wo in [lo, hi): one output row of im2col. Stride 2 (the
+// downsampling convolutions) takes 8 outputs per step from one masked 16-float load (nothing is
+// read past the last input used).
+inline void gather_row(const float* xr, int64_t stride, float* out, int64_t lo, int64_t hi) {
+  if (stride == 1) return copy_row(xr + lo, out + lo, hi - lo);
+  int64_t wo = lo;
+#if defined(__AVX512F__)
+  if (stride == 2) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (; wo < hi; wo += 8) {
+      const int n = int(std::min<int64_t>(8, hi - wo));
+      const __m512 v = _mm512_maskz_loadu_ps(__mmask16((1u << (2 * n - 1)) - 1), xr + 2 * wo);
+      _mm512_mask_storeu_ps(out + wo, __mmask16((1u << n) - 1), _mm512_maskz_permutexvar_ps(0xFFFF, evens, v));
+    }
+    return;
+  }
+#endif
+  for (; wo < hi; ++wo) out[wo] = xr[wo * stride];
+}
+
+// xr[wo · stride] += in[wo] for wo in [lo, hi): one row of col2im, the transpose of gather_row.
+inline void scatter_add_row(const float* in, int64_t stride, float* xr, int64_t lo, int64_t hi) {
+  int64_t wo = lo;
+#if defined(__AVX512F__)
+  if (stride == 2) {  // in[wo + i] goes to lane 2i of the 16 floats at xr + 2·wo
+    const __m512i spread = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
+    for (; wo < hi; wo += 8) {
+      const int n = int(std::min<int64_t>(8, hi - wo));
+      const __mmask16 lanes = __mmask16(((1u << (2 * n - 1)) - 1) & 0x5555u);
+      const __m512 g = _mm512_maskz_permutexvar_ps(0xFFFF, spread, _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), in + wo));
+      const __m512 v = _mm512_maskz_loadu_ps(lanes, xr + 2 * wo);
+      _mm512_mask_storeu_ps(xr + 2 * wo, lanes, _mm512_add_ps(v, g));
+    }
+    return;
+  }
+#endif
+  for (; wo < hi; ++wo) xr[wo * stride] += in[wo];
+}
+
 // cols[k = (ci, kh, kw), j*P + p] for images n0..n0+nb of group grp.
 void im2col(const Tensor& cols, const Tensor& x, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
   float* c = cols.data<float>();
   const Planes xs(x);
-  const int64_t P = d.P(), ld = nb * P;
+  const int64_t P = d.P(), ld = nb * P, H = d.H, W = d.W, Ho = d.Ho, Wo = d.Wo;
+  const int64_t stride_h = d.g.stride_h, stride_w = d.g.stride_w, pad_h = d.g.pad_h;
   parallel_for(d.K(), ld, [&](int64_t k) {
     const int64_t ci = k / (d.KH * d.KW), kh = (k / d.KW) % d.KH, kw = k % d.KW;
-    const int64_t woff = kw * d.g.dilation_w - d.g.pad_w;
+    const int64_t woff = kw * d.g.dilation_w - d.g.pad_w, hoff = kh * d.g.dilation_h - pad_h;
     int64_t lo, hi;
-    valid_range(d.Wo, d.W, d.g.stride_w, woff, lo, hi);
+    valid_range(Wo, W, stride_w, woff, lo, hi);
     float* row = c + k * ld;
     for (int64_t j = 0; j < nb; ++j) {
       const float* xp = xs(n0 + j, grp * d.Cg_in + ci);
-      for (int64_t ho = 0; ho < d.Ho; ++ho) {
-        float* out = row + j * P + ho * d.Wo;
-        const int64_t h_in = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
-        if (h_in < 0 || h_in >= d.H) {
-          std::fill(out, out + d.Wo, 0.f);
+      for (int64_t ho = 0; ho < Ho; ++ho) {
+        float* out = row + j * P + ho * Wo;
+        const int64_t h_in = ho * stride_h + hoff;
+        if (h_in < 0 || h_in >= H) {
+          std::fill(out, out + Wo, 0.f);
           continue;
         }
-        const float* xr = xp + h_in * d.W + woff;  // xr[wo * stride_w] is input column wo
         std::fill(out, out + lo, 0.f);
-        if (d.g.stride_w == 1) {
-          std::copy(xr + lo, xr + hi, out + lo);
-        } else {
-          for (int64_t wo = lo; wo < hi; ++wo) out[wo] = xr[wo * d.g.stride_w];
-        }
-        std::fill(out + hi, out + d.Wo, 0.f);
+        gather_row(xp + h_in * W + woff, stride_w, out, lo, hi);  // input column wo·stride + woff
+        std::fill(out + hi, out + Wo, 0.f);
       }
     }
   });
@@ -114,26 +154,21 @@ void im2col(const Tensor& cols, const Tensor& x, const ConvDims& d, int64_t grp,
 void col2im(const Tensor& dx, const Tensor& cols, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
   const float* c = cols.data<float>();
   const Planes dxs(dx);
-  const int64_t P = d.P(), ld = nb * P;
+  const int64_t P = d.P(), ld = nb * P, H = d.H, W = d.W, Ho = d.Ho, Wo = d.Wo;
+  const int64_t stride_h = d.g.stride_h, stride_w = d.g.stride_w;
   parallel_for(d.Cg_in, d.KH * d.KW * ld, [&](int64_t ci) {
     for (int64_t kh = 0; kh < d.KH; ++kh)
       for (int64_t kw = 0; kw < d.KW; ++kw) {
-        const int64_t woff = kw * d.g.dilation_w - d.g.pad_w;
+        const int64_t woff = kw * d.g.dilation_w - d.g.pad_w, hoff = kh * d.g.dilation_h - d.g.pad_h;
         int64_t lo, hi;
-        valid_range(d.Wo, d.W, d.g.stride_w, woff, lo, hi);
+        valid_range(Wo, W, stride_w, woff, lo, hi);
         const float* row = c + ((ci * d.KH + kh) * d.KW + kw) * ld;
         for (int64_t j = 0; j < nb; ++j) {
           float* xp = dxs(n0 + j, grp * d.Cg_in + ci);
-          for (int64_t ho = 0; ho < d.Ho; ++ho) {
-            const int64_t h_in = ho * d.g.stride_h - d.g.pad_h + kh * d.g.dilation_h;
-            if (h_in < 0 || h_in >= d.H) continue;
-            const float* in = row + j * P + ho * d.Wo;
-            float* xr = xp + h_in * d.W + woff;
-            if (d.g.stride_w == 1) {
-              for (int64_t wo = lo; wo < hi; ++wo) xr[wo] += in[wo];
-            } else {
-              for (int64_t wo = lo; wo < hi; ++wo) xr[wo * d.g.stride_w] += in[wo];
-            }
+          for (int64_t ho = 0; ho < Ho; ++ho) {
+            const int64_t h_in = ho * stride_h + hoff;
+            if (h_in < 0 || h_in >= H) continue;
+            scatter_add_row(row + j * P + ho * Wo, stride_w, xp + h_in * W + woff, lo, hi);
           }
         }
       }
