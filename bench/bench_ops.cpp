@@ -1,4 +1,4 @@
-// bench/bench_ops.cpp — the memory-bound CPU kernels of the transformer workloads at their
+// bench/bench_ops.cpp — the memory-bound CPU kernels of the workloads at their
 // training shapes, with the bytes they move per second:
 //
 //   act/<op>/<pass>       GELU on W3's MLP activations [128·50, 768], SiLU on W4's [16·256, 688]
