@@ -398,6 +398,13 @@ TEST(Ops, BatchNormReluIsBatchNormAddRelu) {
         const size_t per = grads.size() / 2;
         for (size_t i = 0; i < per; ++i) expect_close(grads[per + i], to_vector<float>(grads[i]), 1e-5f, "gradient");
       }
+  {  // a NaN input gives what the ReLU gives it (0), as the composition does on every backend
+    Tensor x = random_tensor({2, 3, 2, 2}, 69), rm = zeros({3}), rv = ones({3});
+    x.data<float>()[5] = std::nanf("");
+    const float fused = to_vector<float>(batch_norm_relu(x, Tensor(), Tensor(), rm, rv, false))[5];
+    const float composed = to_vector<float>(relu(batch_norm(x, Tensor(), Tensor(), rm, rv, false)))[5];
+    EXPECT_EQ(fused, composed);
+  }
   Tensor x = random_tensor({2, 3, 2, 2}, 67);
   EXPECT_THROW(batch_norm_relu(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1f, 1e-5f, random_tensor({2, 3, 2, 1}, 68)),
                Error);

@@ -84,16 +84,16 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& w, co
     residual = as_planes(residual_in);
   }
   const int64_t C = x4.size(1);
-  check_per_feature("batch_norm", w, C, "weight");
-  check_per_feature("batch_norm", b, C, "bias");
-  check_per_feature("batch_norm", running_mean, C, "running_mean");
-  check_per_feature("batch_norm", running_var, C, "running_var");
+  check_per_feature(name, w, C, "weight");
+  check_per_feature(name, b, C, "bias");
+  check_per_feature(name, running_mean, C, "running_mean");
+  check_per_feature(name, running_var, C, "running_var");
   const Device dev = x4.device();
   Backend& k = kernels(x4);
   Tensor mean = empty({C}, DType::f32, dev), invstd = empty({C}, DType::f32, dev);
   if (training) {
     const int64_t count = x4.size(0) * x4.size(2) * x4.size(3);
-    SN_CHECK(count > 1, "batch_norm", "training needs more than one value per channel, got ",
+    SN_CHECK(count > 1, name, "training needs more than one value per channel, got ",
              shape_str(x_in.sizes()));
     Tensor var = empty({C}, DType::f32, dev);
     k.batch_norm_stats(mean, var, x4.detach());
@@ -111,7 +111,7 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& w, co
       rv.bump_version();
     }
   } else {
-    SN_CHECK(running_mean.defined() && running_var.defined(), "batch_norm",
+    SN_CHECK(running_mean.defined() && running_var.defined(), name,
              "eval mode needs running_mean and running_var");
     k.copy(mean, running_mean.detach());
     k.affine(invstd, running_var.detach(), 1.f, eps);

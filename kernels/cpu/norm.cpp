@@ -183,12 +183,19 @@ void batch_norm_planes(const Tensor& y, const Tensor& x, const Tensor& mean, con
     const float* xp = xs(n, c);
     const float* rp = rs(n, c);
     float* yp = ys(n, c);
+    // The ReLU as Unary::relu computes it: v > 0 ? v : 0 (NaN gives 0 on every backend).
     if (!relu) {
       for (int64_t i = 0; i < P; ++i) yp[i] = xp[i] * scale + shift;
     } else if (add) {
-      for (int64_t i = 0; i < P; ++i) yp[i] = std::max(xp[i] * scale + shift + rp[i], 0.f);
+      for (int64_t i = 0; i < P; ++i) {
+        const float v = xp[i] * scale + shift + rp[i];
+        yp[i] = v > 0.f ? v : 0.f;
+      }
     } else {
-      for (int64_t i = 0; i < P; ++i) yp[i] = std::max(xp[i] * scale + shift, 0.f);
+      for (int64_t i = 0; i < P; ++i) {
+        const float v = xp[i] * scale + shift;
+        yp[i] = v > 0.f ? v : 0.f;
+      }
     }
   });
 }
