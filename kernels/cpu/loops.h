@@ -51,11 +51,14 @@ void for_each_row(const Shape& sizes, const std::array<Shape, N>& strides, Fn&& 
   for (int64_t d = 0; d < outer_dims; ++d) rows *= sz[d];
 
   // Inside a parallel region (a caller already split the work) everything runs on this thread.
+  // Work too small for threads runs as a plain loop: even a one-thread OpenMP region costs a
+  // team set-up, and small sub-models run thousands of these per step.
   const bool nested = omp_in_parallel();
   if (rows == 1) {  // one long run: split it into chunks
-    int64_t chunks = n >= 2 * kParallelGrain && !nested ? omp_get_max_threads() : 1;
-    int64_t chunk = (n + chunks - 1) / chunks;
-#pragma omp parallel for if (chunks > 1) schedule(static)
+    const int64_t chunks = n >= 2 * kParallelGrain && !nested ? omp_get_max_threads() : 1;
+    if (chunks == 1) return fn(zero, inner, n);
+    const int64_t chunk = (n + chunks - 1) / chunks;
+#pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       int64_t begin = c * chunk, len = std::min(n, begin + chunk) - begin;
       if (len <= 0) continue;
@@ -65,8 +68,7 @@ void for_each_row(const Shape& sizes, const std::array<Shape, N>& strides, Fn&& 
     }
     return;
   }
-#pragma omp parallel for if (rows * n >= kParallelGrain && !nested) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  auto row = [&](int64_t r) {
     Offsets<N> off{};
     int64_t rem = r;
     for (int64_t d = outer_dims - 1; d >= 0; --d) {
@@ -75,13 +77,23 @@ void for_each_row(const Shape& sizes, const std::array<Shape, N>& strides, Fn&& 
       for (size_t k = 0; k < N; ++k) off[k] += i * st[k][d];
     }
     fn(off, inner, n);
+  };
+  if (rows * n < kParallelGrain || nested) {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) row(r);
 }
 
 // Parallel loop over [0, n) when the total work (n * cost) is worth threads.
 template <class Fn>
 void parallel_for(int64_t n, int64_t cost_per_item, Fn&& fn) {
-#pragma omp parallel for if (n > 1 && n * cost_per_item >= kParallelGrain && !omp_in_parallel()) schedule(static)
+  if (n <= 1 || n * cost_per_item < kParallelGrain || omp_in_parallel()) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) fn(i);
 }
 
