@@ -5,7 +5,8 @@
 //   peak/fma                                  independent AVX-512 (or AVX2) FMAs on every thread
 //
 // Stages 1–3 are the stride-1 convolutions of W2 at batch 128: 32, 64, 128 channels over 28², 14²,
-// 7² pixels. width 8 runs the whole filter; width 4 runs the half-width sub-model, i.e. the
+// 7² pixels; stage2-down and stage3-down the stride-2 layers that enter stages 2 and 3 (3×3, and the
+// 1×1 shortcut), from the previous stage's channels and pixels. width 8 runs the whole filter; width 4 runs the half-width sub-model, i.e. the
 // [C/2, C/2] window of the same filter and the window of its gradient (nested views, no copies).
 // The algorithms are those of kernels/cpu/conv_shifted.h: im2col (one GEMM per image), shifted
 // (the padded planes, one BLAS GEMM per tap) and direct (the planes through the register-tiled
@@ -33,7 +34,7 @@ constexpr int64_t kBatch = 128;
 constexpr int64_t kChannels[3] = {32, 64, 128}, kPixels[3] = {28, 14, 7};
 
 struct Operands {
-  Tensor x, w, dw, dy, y, dx;
+  Tensor x, w, dw, w_down[2], dw_down[2];  // down: the stride-2 3×3 and 1×1 filters entering the stage
 };
 
 // The full-width tensors of a stage; a sub-model uses windows of them.
@@ -46,11 +47,19 @@ Operands& stage_operands(int stage) {
     o.x = randn({kBatch, C, P, P}, gen);
     o.w = randn({C, C, 3, 3}, gen) * 0.05f;
     o.dw = zeros({C, C, 3, 3});
+    for (int k : {0, 1}) {
+      const int64_t K = k == 0 ? 3 : 1;
+      o.w_down[k] = randn({C, C / 2, K, K}, gen) * 0.05f;
+      o.dw_down[k] = zeros({C, C / 2, K, K});
+    }
   }
   return o;
 }
 
-void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm, cpu::DirectIsa isa) {
+// Which layer of a stage: its stride-1 3×3 convolution, or the stride-2 3×3 or 1×1 entering it.
+enum class Layer { plain, down3x3, down1x1 };
+
+void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm, cpu::DirectIsa isa, Layer layer) {
   const int stage = int(state.range(0)), width = int(state.range(1));
   cpu::set_direct_conv_isa(isa);
   if (algorithm == cpu::ConvAlgorithm::direct && !cpu::direct_conv_available()) {
@@ -61,11 +70,16 @@ void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm, 
   NoGradGuard no_grad;
   Operands& full = stage_operands(stage);
   const int64_t C = kChannels[stage] * width / 8, P = kPixels[stage];
-  const Tensor x = full.x.narrow(1, 0, C), w = full.w.prefix({C, C}), dw = full.dw.prefix({C, C});
-  const Tensor y = zeros({kBatch, C, P, P}), dx = zeros({kBatch, C, P, P});
+  const bool down = layer != Layer::plain;
+  const int k = layer == Layer::down1x1 ? 1 : 0;
+  const int64_t Cin = down ? C / 2 : C, K = layer == Layer::down1x1 ? 1 : 3;
+  const Tensor x = down ? stage_operands(stage - 1).x.narrow(1, 0, Cin) : full.x.narrow(1, 0, C);
+  const Tensor w = (down ? full.w_down[k] : full.w).prefix({C, Cin}), dw = (down ? full.dw_down[k] : full.dw).prefix({C, Cin});
+  const Tensor y = zeros({kBatch, C, P, P}), dx = zeros(x.sizes());
   Generator gen(7);
   const Tensor dy = randn({kBatch, C, P, P}, gen);
-  const Conv2dGeometry g{1, 1, 1, 1, 1, 1, 1};
+  const int64_t stride = down ? 2 : 1, pad = K / 2;
+  const Conv2dGeometry g{stride, stride, pad, pad, 1, 1, 1};
   Backend& be = backend_for(Device::cpu());
   cpu::set_conv_algorithm(algorithm);
   for (auto _ : state) {
@@ -76,7 +90,7 @@ void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm, 
   }
   cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
   cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
-  const double flops = 2.0 * double(kBatch) * double(C * C * 9) * double(P * P) * (backward ? 2 : 1);
+  const double flops = 2.0 * double(kBatch) * double(C * Cin * K * K) * double(P * P) * (backward ? 2 : 1);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -143,9 +157,21 @@ void register_all() {
           const std::string label = std::string("conv/") + (backward ? "backward/" : "forward/") + a.name + "/stage" +
                                     std::to_string(stage + 1) + "/width" + std::to_string(width);
           benchmark::RegisterBenchmark(label.c_str(), [backward, a](benchmark::State& s) {
-            conv(s, backward, a.algorithm, a.isa);
+            conv(s, backward, a.algorithm, a.isa, Layer::plain);
           })->Args({stage, width})->UseRealTime()->Unit(benchmark::kMillisecond);
         }
+  for (bool backward : {false, true})
+    for (int stage = 1; stage < 3; ++stage)
+      for (Layer layer : {Layer::down3x3, Layer::down1x1})
+        for (int width : {8, 4})
+          for (const Algorithm& a : {algorithms[0], algorithms[2]}) {
+            const std::string label = std::string("conv/") + (backward ? "backward/" : "forward/") + a.name + "/stage" +
+                                      std::to_string(stage + 1) + (layer == Layer::down3x3 ? "-down3x3" : "-down1x1") +
+                                      "/width" + std::to_string(width);
+            benchmark::RegisterBenchmark(label.c_str(), [backward, a, layer](benchmark::State& s) {
+              conv(s, backward, a.algorithm, a.isa, layer);
+            })->Args({stage, width})->UseRealTime()->Unit(benchmark::kMillisecond);
+          }
 }
 
 }  // namespace

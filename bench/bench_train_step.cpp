@@ -1,6 +1,6 @@
 // bench/bench_train_step.cpp — one training step (forward, backward, SGD update) of a single
 // sub-model of W1 `fmnist-mlp` and W2 `fmnist-resnet` at batch 128: the full model, half width
-// and the smallest; of W3 `fmnist-vit` at batch 128 (AdamW): the full encoder, depth 3 with 4
+// and the smallest (and, for the step against FLOPs, W2 at every width and at depths 1 and 2); of W3 `fmnist-vit` at batch 128 (AdamW): the full encoder, depth 3 with 4
 // heads and MLP 384, and the smallest; and of W4 `fortunes-llama` at batch 16 × 256 bytes (AdamW, gradients
 // clipped at norm 1): the SoFT objective (all four exits from one pass), the full depth alone
 // and the shallowest exit alone. The PyTorch twin is bench/compare/train_step_torch.py.
@@ -141,6 +141,17 @@ BENCHMARK_CAPTURE(step, mlp_smallest, "fmnist-mlp", "width=128")->Unit(benchmark
 BENCHMARK_CAPTURE(step, resnet_full, "fmnist-resnet", "width=8/8")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(step, resnet_half, "fmnist-resnet", "width=4/8")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(step, resnet_smallest, "fmnist-resnet", "width=1/8,depth.s1=1,depth.s2=1,depth.s3=1")
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+// W2's step against its FLOPs: every width at full depth, and the shallowest depths at full width.
+BENCHMARK_CAPTURE(step, resnet_w1, "fmnist-resnet", "width=1/8")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_w2, "fmnist-resnet", "width=2/8")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_w3, "fmnist-resnet", "width=3/8")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_w5, "fmnist-resnet", "width=5/8")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_w6, "fmnist-resnet", "width=6/8")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_w7, "fmnist-resnet", "width=7/8")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_d1, "fmnist-resnet", "width=8/8,depth.s1=1,depth.s2=1,depth.s3=1")
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(step, resnet_d2, "fmnist-resnet", "width=8/8,depth.s1=2,depth.s2=2,depth.s3=2")
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_CAPTURE(step, vit_full, "fmnist-vit", "depth=6,heads=6,ffn=768")->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -186,7 +186,7 @@ TEST(Gradcheck, Conv2d) {
     Conv2dGeometry g;
   };
   // Every CPU algorithm: im2col, and shifted planes with BLAS per tap or the direct kernel (these
-  // apply to the stride-1 ungrouped cases).
+  // apply to the ungrouped cases with filters larger than 1×1; with a stride, over phase planes).
   for (auto algorithm : {cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct})
   for (const Case& c : {Case{{2, 2, 5, 5}, {3, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},
                         Case{{1, 4, 6, 6}, {4, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 2}},
@@ -196,7 +196,9 @@ TEST(Gradcheck, Conv2d) {
                         // stride 2 over rows of 17 and 16 outputs: the vector gather and scatter
                         // of im2col take 8 per step, with and without a partial last step
                         Case{{2, 2, 5, 33}, {3, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 1}},
-                        Case{{2, 3, 3, 32}, {2, 3, 1, 1}, {2, 2, 0, 0, 1, 1, 1}}}) {
+                        Case{{2, 3, 3, 32}, {2, 3, 1, 1}, {2, 2, 0, 0, 1, 1, 1}},
+                        // a 2×2 filter with stride 3: phases no tap reads, whose gradient is 0
+                        Case{{2, 3, 8, 7}, {2, 3, 2, 2}, {3, 3, 1, 1, 1, 1, 1}}}) {
     SCOPED_TRACE(shape_str(c.w) + " algorithm " + std::to_string(int(algorithm)));
     cpu::set_conv_algorithm(algorithm);
     Conv2dGeometry g = c.g;

@@ -415,10 +415,10 @@ TEST(Ops, BatchNormReluIsBatchNormAddRelu) {
 void expect_direct_matches_reference(const ref::Conv& c) {
   SCOPED_TRACE("Cin " + std::to_string(c.Cin) + " H " + std::to_string(c.H) + " W " + std::to_string(c.W) + " Cout " +
                std::to_string(c.Cout) + " K " + std::to_string(c.KH) + "x" + std::to_string(c.KW) + " pad " +
-               std::to_string(c.pad));
+               std::to_string(c.pad) + " stride " + std::to_string(c.stride));
   const Tensor X = random_tensor({c.N, c.Cin + 1, c.H, c.W}, 50), Wt = random_tensor({c.Cout + 2, c.Cin + 3, c.KH, c.KW}, 51);
   const Tensor Bs = random_tensor({c.Cout}, 52);
-  const Conv2dGeometry g{1, 1, c.pad, c.pad, 1, 1, 1};
+  const Conv2dGeometry g{c.stride, c.stride, c.pad, c.pad, 1, 1, 1};
   struct Result {
     V y, dx, dw;
   };
@@ -441,8 +441,9 @@ void expect_direct_matches_reference(const ref::Conv& c) {
 
 // The direct kernel's tiles, for every instruction set this CPU runs (AVX-512, AVX2): channel
 // counts that leave every remainder block (1..16 channels), output lengths around the 8- and
-// 16-lane vectors, paddings with and without the flipped backward-data convolution (pad > K − 1
-// falls back to BLAS).
+// 16-lane vectors, paddings up to K − 1 and beyond; strides 2 and 3 (phase-split planes: odd and
+// even sizes, filters smaller than the stride so that some phases are read by no tap, with the
+// filter gradient from the direct kernel or BLAS), W2's downsampling layers.
 TEST(Ops, Conv2dDirectKernelTileShapes) {
   int tested = 0;
   for (cpu::DirectIsa isa : {cpu::DirectIsa::avx512, cpu::DirectIsa::avx2}) {
@@ -455,11 +456,36 @@ TEST(Ops, Conv2dDirectKernelTileShapes) {
           ref::Conv{3, 16, 7, 7, 40, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 9, 14, 14, 24, 3, 3, 1, 1, 1, 1},
           ref::Conv{2, 4, 13, 11, 17, 5, 5, 1, 2, 1, 1}, ref::Conv{2, 6, 9, 8, 7, 3, 3, 1, 0, 1, 1},
           ref::Conv{2, 5, 6, 6, 9, 3, 3, 1, 2, 1, 1}, ref::Conv{2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1},
-          ref::Conv{2, 1, 28, 28, 12, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 20, 3, 30, 11, 1, 3, 1, 1, 1, 1}})
+          ref::Conv{2, 1, 28, 28, 12, 3, 3, 1, 1, 1, 1}, ref::Conv{2, 20, 3, 30, 11, 1, 3, 1, 1, 1, 1},
+          ref::Conv{2, 32, 28, 28, 64, 3, 3, 2, 1, 1, 1}, ref::Conv{2, 64, 14, 14, 128, 3, 3, 2, 1, 1, 1},
+          ref::Conv{2, 5, 9, 8, 7, 3, 3, 2, 1, 1, 1}, ref::Conv{2, 17, 7, 7, 9, 3, 3, 2, 0, 1, 1},
+          ref::Conv{2, 4, 11, 13, 6, 5, 5, 2, 2, 1, 1}, ref::Conv{2, 3, 10, 9, 5, 3, 3, 3, 1, 1, 1},
+          ref::Conv{2, 16, 8, 8, 5, 2, 2, 3, 1, 1, 1}, ref::Conv{2, 20, 6, 7, 4, 3, 3, 2, 3, 1, 1},
+          ref::Conv{2, 18, 9, 10, 6, 2, 3, 3, 0, 1, 1}})
       expect_direct_matches_reference(c);
   }
   cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
   if (tested == 0) GTEST_SKIP() << "this CPU or build has neither AVX-512 nor AVX2: the direct kernel does not run";
+}
+
+// A frozen filter (no gradient wanted): the input gradient alone, on every algorithm, stride 1 and 2.
+TEST(Ops, Conv2dInputGradientWithAFrozenFilter) {
+  for (int64_t stride : {1, 2}) {
+    const Tensor X = random_tensor({2, 5, 9, 8}, 60), Wt = random_tensor({7, 5, 3, 3}, 61);
+    const Conv2dGeometry g{stride, stride, 1, 1, 1, 1, 1};
+    auto dx_of = [&](cpu::ConvAlgorithm algorithm) {
+      cpu::set_conv_algorithm(algorithm);
+      Tensor xl = leaf(X.clone());
+      Tensor y = conv2d(xl, Wt, Tensor(), g);
+      sum(mul(y, random_tensor(y.sizes(), 62))).backward();
+      cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
+      return to_vector<float>(xl.grad());
+    };
+    const V reference = dx_of(cpu::ConvAlgorithm::im2col);
+    SCOPED_TRACE("stride " + std::to_string(stride));
+    for (auto algorithm : {cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct})
+      expect_close(dx_of(algorithm), reference, 1e-4f, "dx with a frozen filter");
+  }
 }
 
 TEST(Ops, Conv2dGroupedDepthwiseStridedPadded) {

@@ -16,6 +16,8 @@ import subprocess
 
 NAMES = ["mlp_full", "mlp_half", "mlp_smallest", "resnet_full", "resnet_half", "resnet_smallest",
          "vit_full", "vit_mid", "vit_smallest", "llama_soft", "llama_full", "llama_exit2"]
+# W2's step against its FLOPs (run with --only): every width at full depth, depths 1 and 2 at full width.
+SCALE_NAMES = [f"resnet_w{k}" for k in (1, 2, 3, 5, 6, 7)] + ["resnet_d1", "resnet_d2"]
 MFLOPS = {}
 
 
@@ -59,13 +61,13 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=2.0)
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(NAMES))
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(NAMES + SCALE_NAMES))
     ap.add_argument("--device", default="cpu", help="cpu or cuda: both sides run there")
     ap.add_argument("--python", default="/usr/bin/python3", help="the interpreter that has PyTorch")
     ap.add_argument("--tuned-malloc", action="store_true",
                     help="also run PyTorch with glibc malloc tuned not to return memory (its best case)")
     args = ap.parse_args()
-    names = [n for n in NAMES if not args.only or n in args.only.split(",")]
+    names = [n for n in NAMES + SCALE_NAMES if (not args.only and n in NAMES) or n in args.only.split(",")]
     ours_ms, torch_ms, tuned_ms, threads, tuned_threads = {}, {}, {}, {}, {}
     for _ in range(args.rounds):
         for name in names:

@@ -196,6 +196,9 @@ MODELS = {
     "resnet_full": lambda: resnet(8, (3, 3, 3)),
     "resnet_half": lambda: resnet(4, (3, 3, 3)),
     "resnet_smallest": lambda: resnet(1, (1, 1, 1)),
+    **{f"resnet_w{k}": (lambda k=k: resnet(k, (3, 3, 3))) for k in (1, 2, 3, 5, 6, 7)},
+    "resnet_d1": lambda: resnet(8, (1, 1, 1)),
+    "resnet_d2": lambda: resnet(8, (2, 2, 2)),
 }
 
 

@@ -7,10 +7,6 @@
 
 #include <algorithm>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
@@ -82,45 +78,6 @@ inline void valid_range(int64_t out, int64_t in, int64_t stride, int64_t offset,
   hi = std::clamp(hi, lo, out);
 }
 
-// out[wo] = xr[wo · stride] for wo in [lo, hi): one output row of im2col. Stride 2 (the
-// downsampling convolutions) takes 8 outputs per step from one masked 16-float load (nothing is
-// read past the last input used).
-inline void gather_row(const float* xr, int64_t stride, float* out, int64_t lo, int64_t hi) {
-  if (stride == 1) return copy_row(xr + lo, out + lo, hi - lo);
-  int64_t wo = lo;
-#if defined(__AVX512F__)
-  if (stride == 2) {
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
-    for (; wo < hi; wo += 8) {
-      const int n = int(std::min<int64_t>(8, hi - wo));
-      const __m512 v = _mm512_maskz_loadu_ps(__mmask16((1u << (2 * n - 1)) - 1), xr + 2 * wo);
-      _mm512_mask_storeu_ps(out + wo, __mmask16((1u << n) - 1), _mm512_maskz_permutexvar_ps(0xFFFF, evens, v));
-    }
-    return;
-  }
-#endif
-  for (; wo < hi; ++wo) out[wo] = xr[wo * stride];
-}
-
-// xr[wo · stride] += in[wo] for wo in [lo, hi): one row of col2im, the transpose of gather_row.
-inline void scatter_add_row(const float* in, int64_t stride, float* xr, int64_t lo, int64_t hi) {
-  int64_t wo = lo;
-#if defined(__AVX512F__)
-  if (stride == 2) {  // in[wo + i] goes to lane 2i of the 16 floats at xr + 2·wo
-    const __m512i spread = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
-    for (; wo < hi; wo += 8) {
-      const int n = int(std::min<int64_t>(8, hi - wo));
-      const __mmask16 lanes = __mmask16(((1u << (2 * n - 1)) - 1) & 0x5555u);
-      const __m512 g = _mm512_maskz_permutexvar_ps(0xFFFF, spread, _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), in + wo));
-      const __m512 v = _mm512_maskz_loadu_ps(lanes, xr + 2 * wo);
-      _mm512_mask_storeu_ps(xr + 2 * wo, lanes, _mm512_add_ps(v, g));
-    }
-    return;
-  }
-#endif
-  for (; wo < hi; ++wo) xr[wo * stride] += in[wo];
-}
-
 // cols[k = (ci, kh, kw), j*P + p] for images n0..n0+nb of group grp.
 void im2col(const Tensor& cols, const Tensor& x, const ConvDims& d, int64_t grp, int64_t n0, int64_t nb) {
   float* c = cols.data<float>();
@@ -168,7 +125,7 @@ void col2im(const Tensor& dx, const Tensor& cols, const ConvDims& d, int64_t grp
           for (int64_t ho = 0; ho < Ho; ++ho) {
             const int64_t h_in = ho * stride_h + hoff;
             if (h_in < 0 || h_in >= H) continue;
-            scatter_add_row(row + j * P + ho * Wo, stride_w, xp + h_in * W + woff, lo, hi);
+            scatter_row</*kAdd=*/true>(row + j * P + ho * Wo, stride_w, xp + h_in * W + woff, lo, hi);
           }
         }
       }
@@ -261,14 +218,16 @@ bool per_image(const ConvDims& d) {
   return threads > 1 && d.N >= threads;
 }
 
-// Stride-1 convolutions with a real kernel (KH·KW > 1) skip im2col: shifted GEMMs over a padded
-// copy of each image (conv_shifted.h). 1×1 convolutions need no im2col expansion anyway.
+// Convolutions with a real kernel (KH·KW > 1) skip im2col: shifted GEMMs over a padded (for a
+// stride, phase-split) copy of each image (conv_shifted.h). 1×1 convolutions need no im2col
+// expansion (with a stride, a gather of one phase), and one GEMM per image beats the direct kernel
+// on them (bench_conv, the down1x1 layers).
 bool use_shifted(const ConvDims& d) {
   return d.KH * d.KW > 1 && d.H + 2 * d.g.pad_h >= d.KH && d.W + 2 * d.g.pad_w >= d.KW && shifted_conv_applies(d.g, d.N);
 }
 
 ShiftedConvShape shifted_shape(const ConvDims& d) {
-  return {d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.g.pad_h, d.g.pad_w};
+  return {d.N, d.Cin, d.H, d.W, d.Cout, d.KH, d.KW, d.g.pad_h, d.g.pad_w, d.g.stride_h, d.g.stride_w};
 }
 
 void forward_per_image(const Tensor& y, const Tensor& x, const Tensor& w, const ConvDims& d) {

@@ -35,11 +35,37 @@ inline void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   gemm_rowmajor(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
 }
 
+// n / d rounded up, for any sign of n (d > 0).
+int64_t div_up(int64_t n, int64_t d) { return n >= 0 ? (n + d - 1) / d : -(-n / d); }
+
+// The padded input split into phases (conv_shifted.h); with stride 1, one phase: the padded plane.
+struct Phases {
+  int64_t Sh, Sw, Hq, Wq;  // strides, and the rows and columns of a phase plane
+  explicit Phases(const ShiftedConvShape& s)
+      : Sh(s.stride_h), Sw(s.stride_w), Hq(div_up(s.H + 2 * s.pad_h, Sh)), Wq(div_up(s.W + 2 * s.pad_w, Sw)) {}
+  int64_t plane() const { return Sh * Sw * Hq * Wq; }  // floats per channel
+  // Whether some tap reads phase row a / column b (a 1×1 filter of stride 2 reads one phase of four).
+  static bool read(int64_t phase, int64_t K) { return phase < K; }
+  // Where padded position (hp, wp) lives among a channel's phases. Tap (kh, kw) reads at(kh, kw)
+  // for output 0 and at(kh, kw) + ho·Wq + wo for output (ho, wo).
+  int64_t at(int64_t hp, int64_t wp) const { return ((hp % Sh) * Sw + wp % Sw) * Hq * Wq + hp / Sh * Wq + wp / Sw; }
+};
+
+// The positions of phase (a, b) that lie inside the input (not in its padding): rows i0 ..
+// i0 + rows − 1 and columns j0 .. j0 + cols − 1 of the phase plane.
+struct PhaseRange {
+  int64_t a, b, i0, rows, j0, cols;
+};
+
+PhaseRange phase_range(const ShiftedConvShape& s, const Phases& ph, int64_t a, int64_t b) {
+  const int64_t i0 = std::max<int64_t>(0, div_up(s.pad_h - a, ph.Sh)), j0 = std::max<int64_t>(0, div_up(s.pad_w - b, ph.Sw));
+  const int64_t i1 = div_up(s.H + s.pad_h - a, ph.Sh), j1 = div_up(s.W + s.pad_w - b, ph.Sw);
+  return {a, b, i0, std::max<int64_t>(0, i1 - i0), j0, std::max<int64_t>(0, j1 - j0)};
+}
+
 // The filter regrouped by tap, each tap a [Cout, Cin] matrix: taps[t][co][ci] = w[co, ci, kh, kw]
-// with t = kh·KW + kw. Flipped, for the backward-data convolution: rotated by 180° and with the
-// channel roles swapped, flipped[t'][ci][co] = w[co, ci, KH−1−kh', KW−1−kw'], a [Cin, Cout]
-// matrix per tap.
-Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s, bool flipped = false) {
+// with t = kh·KW + kw.
+Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s) {
   const int64_t taps = s.KH * s.KW, ldw = w.stride(0);
   Scratch buffer(taps * s.Cout * s.Cin);
   float* out = buffer.data();
@@ -47,18 +73,15 @@ Scratch filter_by_tap(const Tensor& w, const ShiftedConvShape& s, bool flipped =
 #pragma omp parallel for schedule(static) if (taps * s.Cout * s.Cin >= (1 << 15))
   for (int64_t co = 0; co < s.Cout; ++co)
     for (int64_t ci = 0; ci < s.Cin; ++ci)
-      for (int64_t t = 0; t < taps; ++t) {
-        const int64_t at = flipped ? ((taps - 1 - t) * s.Cin + ci) * s.Cout + co : (t * s.Cout + co) * s.Cin + ci;
-        out[at] = wp[co * ldw + ci * taps + t];
-      }
+      for (int64_t t = 0; t < taps; ++t) out[(t * s.Cout + co) * s.Cin + ci] = wp[co * ldw + ci * taps + t];
   return buffer;
 }
 
-// The tap offsets into a plane of width Wp: kh·Wp + kw.
-std::vector<int64_t> tap_offsets(int64_t KH, int64_t KW, int64_t Wp) {
+// Where each tap reads for output 0.
+std::vector<int64_t> tap_offsets(const ShiftedConvShape& s, const Phases& ph) {
   std::vector<int64_t> offsets;
-  for (int64_t kh = 0; kh < KH; ++kh)
-    for (int64_t kw = 0; kw < KW; ++kw) offsets.push_back(kh * Wp + kw);
+  for (int64_t kh = 0; kh < s.KH; ++kh)
+    for (int64_t kw = 0; kw < s.KW; ++kw) offsets.push_back(ph.at(kh, kw));
   return offsets;
 }
 
@@ -67,23 +90,109 @@ bool use_direct() {
   return direct_conv_available() && (a == ConvAlgorithm::direct || a == ConvAlgorithm::automatic);
 }
 
-// Copies image n of x into the interior of a zero-bordered padded plane set [Cin, Hp, Wp].
-void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& s) {
-  const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp;
+// Copies image n of x into the phases of a zero-bordered padded plane set [Cin][phases] (those
+// some tap reads). Only the interior is written, so the borders stay zero from one image to the next.
+void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& s, const Phases& ph) {
   const float* base = x.data<float>() + n * x.stride(0);
   for (int64_t c = 0; c < s.Cin; ++c) {
     const float* src = base + c * x.stride(1);
-    float* dst = xpad + c * plane + s.pad_h * Wp + s.pad_w;
-    copy_block(src, s.W, dst, Wp, s.H, s.W);
+    float* dst = xpad + c * ph.plane();
+    if (ph.Sh == 1 && ph.Sw == 1) {
+      copy_block(src, s.W, dst + ph.at(s.pad_h, s.pad_w), ph.Wq, s.H, s.W);
+      continue;
+    }
+    for (int64_t b = 0; b < std::min(ph.Sw, s.KW); ++b) {  // input columns w0, w0 + Sw, ... are phase column b
+      const int64_t w0 = ((b - s.pad_w) % ph.Sw + ph.Sw) % ph.Sw;
+      if (w0 >= s.W) continue;
+      const int64_t count = div_up(s.W - w0, ph.Sw);
+      for (int64_t h = 0; h < s.H; ++h)
+        if (Phases::read((h + s.pad_h) % ph.Sh, s.KH))
+          gather_row(src + h * s.W + w0, ph.Sw, dst + ph.at(h + s.pad_h, w0 + s.pad_w), 0, count);
+    }
   }
 }
 
-// pad_image in channels-last order: x_t[(h + pad_h)·Wp + w + pad_w][c] = x[n, c, h, w].
-void pad_image_channels_last(float* x_t, const Tensor& x, int64_t n, const ShiftedConvShape& s) {
-  const int64_t Wp = s.W + 2 * s.pad_w;
+// pad_image in channels-last order: x_t[at(h + pad_h, w + pad_w)][c] = x[n, c, h, w].
+void pad_image_channels_last(float* x_t, const Tensor& x, int64_t n, const ShiftedConvShape& s, const Phases& ph) {
   to_channels_last(x.data<float>() + n * x.stride(0), x.stride(1), s.Cin, s.H * s.W, [&](int64_t p) {
-    return x_t + ((p / s.W + s.pad_h) * Wp + p % s.W + s.pad_w) * s.Cin;
+    return x_t + ph.at(p / s.W + s.pad_h, p % s.W + s.pad_w) * s.Cin;
   });
+}
+
+// dx[n] at the positions of phase range r, from src (channel stride lc, row stride ld, starting
+// at the range's first row and column).
+void write_phase(float* dxn, int64_t dx_cs, const float* src, int64_t lc, int64_t ld, const PhaseRange& r,
+                 const ShiftedConvShape& s) {
+  const int64_t h0 = s.stride_h * r.i0 + r.a - s.pad_h, w0 = s.stride_w * r.j0 + r.b - s.pad_w;
+  for (int64_t c = 0; c < s.Cin; ++c)
+    for (int64_t i = 0; i < r.rows; ++i)
+      scatter_row(src + c * lc + i * ld, s.stride_w, dxn + c * dx_cs + (h0 + s.stride_h * i) * s.W + w0, 0, r.cols);
+}
+
+// dx[n] = 0, before the phases are written when some phase is read by no tap (its dx stays 0).
+void zero_image(float* dxn, int64_t dx_cs, const ShiftedConvShape& s) {
+  for (int64_t c = 0; c < s.Cin; ++c) std::fill(dxn + c * dx_cs, dxn + c * dx_cs + s.H * s.W, 0.f);
+}
+
+// The backward-data convolution of one phase on the direct kernel: dx at the phase's positions
+// is the forward convolution of dy (zero-padded, in planes of width Wr) with the phase's taps,
+// flipped: dxphase[ci][i][j] = Σ_taps Σ_co w[co, ci, kh, kw] · dy[co][i − kh/S_h][j − kw/S_w].
+struct PhaseDx {
+  PhaseRange range;
+  std::vector<int64_t> offsets;  // into dy's padded planes, per tap of this phase
+  Scratch packed;                // those taps' filters, [Cin, Cout] each, packed for the kernel
+  DirectTile tile{};
+  int64_t in = 0, L = 0;  // where output (i0, j0) starts in dy's planes; positions computed
+};
+
+// dy is stored at (ho + ch, wo + cd) of planes Hr × Wr, with borders wide enough for every
+// phase's taps to read zeros outside it.
+struct DyPlanes {
+  int64_t ch = 0, cd = 0, Hr = 0, Wr = 0;
+};
+
+DyPlanes dy_planes_for(const ShiftedConvShape& s, const std::vector<PhaseRange>& ranges) {
+  const int64_t qh = (s.KH - 1) / s.stride_h, qw = (s.KW - 1) / s.stride_w;
+  DyPlanes p;
+  for (const PhaseRange& r : ranges)
+    if (r.rows > 0 && r.cols > 0) p.ch = std::max(p.ch, qh - r.i0), p.cd = std::max(p.cd, qw - r.j0);
+  p.Hr = p.ch + s.Ho(), p.Wr = p.cd + s.Wo();
+  for (const PhaseRange& r : ranges) p.Hr = std::max(p.Hr, r.i0 + r.rows + p.ch), p.Wr = std::max(p.Wr, r.j0 + r.cols + p.cd);
+  return p;
+}
+
+std::vector<PhaseDx> phase_dx_jobs(const Tensor& w, const ShiftedConvShape& s, const std::vector<PhaseRange>& ranges,
+                                   const DyPlanes& dp) {
+  const int64_t qh = (s.KH - 1) / s.stride_h, qw = (s.KW - 1) / s.stride_w, ldw = w.stride(0), ntaps = s.KH * s.KW;
+  const float* wp = w.data<float>();
+  std::vector<PhaseDx> jobs;
+  for (const PhaseRange& r : ranges) {
+    PhaseDx job;
+    job.range = r;
+    std::vector<int64_t> taps;
+    for (int64_t kh = r.a; kh < s.KH; kh += s.stride_h)
+      for (int64_t kw = r.b; kw < s.KW; kw += s.stride_w) {
+        taps.push_back(kh * s.KW + kw);
+        job.offsets.push_back((qh - kh / s.stride_h) * dp.Wr + (qw - kw / s.stride_w));
+      }
+    if (!taps.empty() && r.rows > 0 && r.cols > 0) {
+      const int64_t n = int64_t(taps.size());
+      Scratch flipped(n * s.Cin * s.Cout);  // flipped[t][ci][co] = w[co, ci, tap t]
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t ci = 0; ci < s.Cin; ++ci)
+          for (int64_t co = 0; co < s.Cout; ++co)
+            flipped.data()[(t * s.Cin + ci) * s.Cout + co] = wp[co * ldw + ci * ntaps + taps[size_t(t)]];
+      job.L = (r.rows - 1) * dp.Wr + r.cols;
+      job.tile = direct_tile_for(job.L, s.Cin);
+      job.packed = Scratch(n * s.Cin * s.Cout);
+      pack_direct_filter(flipped.data(), n, s.Cin, s.Cout, job.tile.mr, job.packed.data());
+      job.in = (r.i0 + dp.ch - qh) * dp.Wr + (r.j0 + dp.cd - qw);
+    } else {
+      job.offsets.clear();  // no tap reads this phase, or it has no positions: nothing to write
+    }
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
 }
 
 }  // namespace
@@ -92,7 +201,8 @@ void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm.store(algorithm);
 ConvAlgorithm conv_algorithm() { return g_algorithm.load(); }
 
 bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
-  const bool shape_ok = g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1;
+  const bool shape_ok = g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1;
+  const bool strided = g.stride_h != 1 || g.stride_w != 1;
   switch (conv_algorithm()) {
     case ConvAlgorithm::im2col: return false;
     case ConvAlgorithm::shifted:
@@ -100,20 +210,22 @@ bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
     case ConvAlgorithm::automatic: break;
   }
   // Images are split across threads, so each thread needs one. The BLAS-per-tap variant loses to
-  // one large im2col GEMM on a single thread; the direct kernel does not.
+  // one large im2col GEMM on a single thread, and to im2col for strided convolutions; the direct
+  // kernel does not.
   const int threads = omp_get_max_threads();
-  return shape_ok && N >= threads && (threads > 1 || direct_conv_available());
+  return shape_ok && N >= threads && ((threads > 1 && !strided) || direct_conv_available());
 }
 
 void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, const ShiftedConvShape& s) {
-  const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp, Ho = s.Ho(), Wo = s.Wo();
-  const int64_t rows = Ho * Wp, L = (Ho - 1) * Wp + Wo;  // the last row needs no overhang
+  const Phases ph(s);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = ph.Wq, plane = ph.plane();
+  const int64_t rows = Ho * Wq, L = (Ho - 1) * Wq + Wo;  // the last row needs no overhang
   const Scratch taps = filter_by_tap(w, s);
   const bool direct = use_direct();
   const DirectTile tile = direct_tile_for(L, s.Cout);
   const Scratch packed(direct ? s.KH * s.KW * s.Cout * s.Cin : 0);
   if (direct) pack_direct_filter(taps.data(), s.KH * s.KW, s.Cout, s.Cin, tile.mr, packed.data());
-  const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp);
+  const std::vector<int64_t> offsets = tap_offsets(s, ph);
   const int threads = omp_get_max_threads();
   const ThreadScratch xpads(threads, s.Cin * plane), outs(threads, s.Cout * rows);
   const int64_t y_ns = y.stride(0), y_cs = y.stride(1);  // read once: the copy loops are hot
@@ -124,7 +236,7 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
 #pragma omp for schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
     float *xpad = xpads[t], *out = outs[t];
-    pad_image(xpad, x, n, s);
+    pad_image(xpad, x, n, s, ph);
     if (direct) {
       direct_conv_image({xpad, plane, offsets.data(), s.KH * s.KW, s.Cin, s.Cout, L, out, rows}, packed.data(), tile);
     } else {
@@ -133,42 +245,49 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
               plane, tap == 0 ? 0.f : 1.f, out, rows);
     }
     float* yn = y.data<float>() + n * y_ns;
-    for (int64_t co = 0; co < s.Cout; ++co) copy_block(out + co * rows, Wp, yn + co * y_cs, Wo, Ho, Wo);
+    for (int64_t co = 0; co < s.Cout; ++co) copy_block(out + co * rows, Wq, yn + co * y_cs, Wo, Ho, Wo);
   }
   }
 }
 
 void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                            const ShiftedConvShape& s) {
-  const int64_t Wp = s.W + 2 * s.pad_w, plane = (s.H + 2 * s.pad_h) * Wp, Ho = s.Ho(), Wo = s.Wo();
-  const int64_t rows = Ho * Wp, L = (Ho - 1) * Wp + Wo, ntaps = s.KH * s.KW, tap_size = s.Cout * s.Cin;
-  // With the direct kernel, dx is the forward convolution of dy, zero-padded by K − 1 − pad,
-  // with the flipped filter: one more image of the same kernel, no transposed GEMMs.
-  const int64_t qh = s.KH - 1 - s.pad_h, qw = s.KW - 1 - s.pad_w;
-  const bool direct_dx = dx.defined() && use_direct() && qh >= 0 && qw >= 0;
+  const Phases ph(s);
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = ph.Wq, plane = ph.plane();
+  const int64_t rows = Ho * Wq, L = (Ho - 1) * Wq + Wo, ntaps = s.KH * s.KW, tap_size = s.Cout * s.Cin;
+  std::vector<PhaseRange> ranges;
+  for (int64_t a = 0; a < ph.Sh; ++a)
+    for (int64_t b = 0; b < ph.Sw; ++b) ranges.push_back(phase_range(s, ph, a, b));
+  // With the direct kernel, dx is the forward convolution of padded dy with the flipped filter,
+  // once per phase: more images of the same kernel, no transposed GEMMs.
+  const bool direct_dx = dx.defined() && use_direct();
   // Along Cin the weight kernel's vectors would be mostly idle below 16 channels; BLAS does better.
-  const bool direct_dw = dw.defined() && use_direct() && s.Cin >= 16;
-  const int64_t Wq = Wo + 2 * qw, plane_q = (Ho + 2 * qh) * Wq, dx_rows = s.H * Wq, Lq = (s.H - 1) * Wq + s.W;
-  Scratch taps, packed;
-  const std::vector<int64_t> offsets = tap_offsets(s.KH, s.KW, Wp), offsets_q = tap_offsets(s.KH, s.KW, Wq);
-  const DirectTile tile = direct_tile_for(Lq, s.Cin), weight_tile = direct_tile_for(s.Cin, s.Cout);
+  // Its channels-last copy fills every phase, so it also leaves filters that skip phases to BLAS.
+  const bool every_phase = s.KH >= s.stride_h && s.KW >= s.stride_w;
+  const bool direct_dw = dw.defined() && use_direct() && s.Cin >= 16 && every_phase;
+  const DyPlanes dp = direct_dx ? dy_planes_for(s, ranges) : DyPlanes{};
+  const int64_t plane_r = dp.Hr * dp.Wr;
+  std::vector<PhaseDx> phase_jobs;
+  int64_t dx_out_rows = 0;
   if (direct_dx) {
-    const Scratch flipped = filter_by_tap(w, s, /*flipped=*/true);
-    packed = Scratch(ntaps * s.Cin * s.Cout);
-    pack_direct_filter(flipped.data(), ntaps, s.Cin, s.Cout, tile.mr, packed.data());
-  } else if (dx.defined()) {
-    taps = filter_by_tap(w, s);
+    phase_jobs = phase_dx_jobs(w, s, ranges, dp);
+    for (const PhaseRange& r : ranges) dx_out_rows = std::max(dx_out_rows, r.rows * dp.Wr);
   }
-  // The filter gradient reads dy in the padded-width layout (row stride Wp, zero overhang). When
-  // dy's padded plane has that width ("same" padding) the layout is inside the plane.
-  const bool dy_in_plane = direct_dx && Wq == Wp;
-  const int64_t dy_ld = dy_in_plane ? plane_q : rows;
+  const Scratch taps = dx.defined() && !direct_dx ? filter_by_tap(w, s) : Scratch();
+  const std::vector<int64_t> offsets = tap_offsets(s, ph);
+  const DirectTile weight_tile = direct_tile_for(s.Cin, s.Cout);
+  // The filter gradient and the BLAS backward-data GEMMs read dy in rows of the phase width Wq
+  // with zero overhang. When dy's padded planes have that width ("same" padding, stride 1) that
+  // layout is inside them.
+  const bool dy_in_plane = direct_dx && dp.Wr == Wq;
+  const bool dy_rows = !dy_in_plane && (dw.defined() || (dx.defined() && !direct_dx));
+  const int64_t dy_ld = dy_in_plane ? plane_r : rows;
   const int threads = omp_get_max_threads();
-  const ThreadScratch dy_planes(threads, direct_dx ? s.Cout * plane_q : 0);
-  const ThreadScratch dys(threads, dy_in_plane || !dw.defined() ? 0 : s.Cout * rows);
+  const ThreadScratch dy_planes(threads, direct_dx ? s.Cout * plane_r : 0);
+  const ThreadScratch dys(threads, dy_rows ? s.Cout * rows : 0);
   // x padded, channels first for the BLAS path, channels last ([position][ci]) for the direct one.
   const ThreadScratch xpads(threads, dw.defined() ? s.Cin * plane : 0);
-  const ThreadScratch dxpads(threads, dx.defined() ? s.Cin * (direct_dx ? dx_rows : plane) : 0);
+  const ThreadScratch dxpads(threads, dx.defined() ? s.Cin * (direct_dx ? dx_out_rows : plane) : 0);
   const ThreadScratch dw_parts(threads, dw.defined() ? ntaps * tap_size : 0);
   const int64_t dy_ns = dy.stride(0), dy_cs = dy.stride(1);  // read once: the copy loops are hot
   const int64_t dx_ns = dx.defined() ? dx.stride(0) : 0, dx_cs = dx.defined() ? dx.stride(1) : 0;
@@ -184,20 +303,19 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   for (int64_t n = 0; n < s.N; ++n) {
     const float* dyn = dy.data<float>() + n * dy_ns;
     float* dy_plane = dy_planes[t];
-    if (direct_dx)  // the borders stay zero: only the interior is ever written
+    if (direct_dx)
       for (int64_t co = 0; co < s.Cout; ++co)
-        copy_block(dyn + co * dy_cs, Wo, dy_plane + co * plane_q + qh * Wq + qw, Wq, Ho, Wo);
-    const float* dyp = dy_in_plane ? dy_plane + qh * Wq + qw : dys[t];
-    if (!dy_in_plane && dw.defined())  // the overhang columns stay zero, so they add nothing
-      for (int64_t co = 0; co < s.Cout; ++co) copy_block(dyn + co * dy_cs, Wo, dys[t] + co * rows, Wp, Ho, Wo);
+        copy_block(dyn + co * dy_cs, Wo, dy_plane + co * plane_r + dp.ch * dp.Wr + dp.cd, dp.Wr, Ho, Wo);
+    const float* dyp = dy_in_plane ? dy_plane + dp.ch * dp.Wr + dp.cd : dys[t];
+    if (dy_rows)
+      for (int64_t co = 0; co < s.Cout; ++co) copy_block(dyn + co * dy_cs, Wo, dys[t] + co * rows, Wq, Ho, Wo);
     if (direct_dw) {
       float* x_t = xpads[t];
-      pad_image_channels_last(x_t, x, n, s);
-      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, dw_parts[t]},
-                               weight_tile);
+      pad_image_channels_last(x_t, x, n, s, ph);
+      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, dw_parts[t]}, weight_tile);
     } else if (dw.defined()) {  // dW_tap += dy · xpad_shiftedᵀ
       float* xpad = xpads[t];
-      pad_image(xpad, x, n, s);
+      pad_image(xpad, x, n, s, ph);
       for (int64_t tap = 0; tap < ntaps; ++tap)
         sgemm(false, true, s.Cout, s.Cin, L, dyp, dy_ld, xpad + offsets[size_t(tap)], plane, 1.f,
               dw_parts[t] + tap * tap_size, s.Cin);
@@ -205,21 +323,26 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     if (!dx.defined()) continue;
     float* dxn = dx.data<float>() + n * dx_ns;
     float* dxpad = dxpads[t];
+    if (!every_phase) zero_image(dxn, dx_cs, s);
     if (direct_dx) {
-      direct_conv_image({dy_plane, plane_q, offsets_q.data(), ntaps, s.Cout, s.Cin, Lq, dxpad, dx_rows}, packed.data(),
-                        tile);
-      for (int64_t c = 0; c < s.Cin; ++c) copy_block(dxpad + c * dx_rows, Wq, dxn + c * dx_cs, s.W, s.H, s.W);
+      for (const PhaseDx& job : phase_jobs) {
+        if (job.offsets.empty()) continue;
+        const int64_t ldo = job.range.rows * dp.Wr;
+        direct_conv_image({dy_plane + job.in, plane_r, job.offsets.data(), int64_t(job.offsets.size()), s.Cout, s.Cin,
+                           job.L, dxpad, ldo},
+                          job.packed.data(), job.tile);
+        write_phase(dxn, dx_cs, dxpad, ldo, dp.Wr, job.range, s);
+      }
       continue;
     }
-    // dxpad_shifted += W_tapᵀ · dy, then the interior is dx[n]
+    // dxpad_shifted += W_tapᵀ · dy, then each phase's interior goes to dx[n]
     std::fill(dxpad, dxpad + s.Cin * plane, 0.f);
     for (int64_t tap = 0; tap < ntaps; ++tap)
       sgemm(true, false, s.Cin, L, s.Cout, taps.data() + tap * tap_size, s.Cin, dyp, dy_ld, 1.f,
             dxpad + offsets[size_t(tap)], plane);
-    for (int64_t c = 0; c < s.Cin; ++c) {
-      const float* src = dxpad + c * plane + s.pad_h * Wp + s.pad_w;
-      copy_block(src, Wp, dxn + c * dx_cs, s.W, s.H, s.W);
-    }
+    for (const PhaseRange& r : ranges)
+      if (Phases::read(r.a, s.KH) && Phases::read(r.b, s.KW))
+        write_phase(dxn, dx_cs, dxpad + ph.at(ph.Sh * r.i0 + r.a, ph.Sw * r.j0 + r.b), plane, Wq, r, s);
   }
   }
   if (!dw.defined()) return;

@@ -1,4 +1,4 @@
-// kernels/cpu/conv_shifted.h — stride-1 convolution without im2col.
+// kernels/cpu/conv_shifted.h — convolution without im2col.
 //
 // Each image is copied once into a zero-padded plane (Hp × Wp per channel). An output row laid
 // out with the padded width Wp turns every kernel tap (kh, kw) into one GEMM over the same plane
@@ -9,6 +9,11 @@
 // data as the forward convolution of padded dy with the flipped filter; the filter gradient from
 // channels-last planes), or one single-threaded BLAS GEMM per tap (backward: the same shifts
 // transposed).
+//
+// A stride S turns into stride 1 by splitting the padded plane into S_h·S_w phases, phase (a, b)
+// holding the positions (S_h·i + a, S_w·j + b): output (ho, wo) of tap (kh, kw) reads phase
+// (kh mod S_h, kw mod S_w) at (ho + kh / S_h, wo + kw / S_w), so a tap is again one offset into
+// the phase planes. The backward-data convolution runs once per phase, over that phase's taps.
 #pragma once
 
 #include "kernels/backend.h"
@@ -16,9 +21,10 @@
 namespace sn::cpu {
 
 // Which convolution algorithm the CPU backend uses for ordinary (non-depthwise) convolutions:
-// automatic picks the shifted planes where they apply (stride 1, no dilation, one group, a batch
-// of at least as many images as threads), else im2col; over the planes it runs the direct
-// register-tiled kernel (conv_direct.h) where the build has AVX-512, else one BLAS GEMM per tap.
+// automatic picks the shifted planes where they apply (no dilation, one group, a batch of at
+// least as many images as threads, stride 1 or the direct kernel available), else im2col; over
+// the planes it runs the direct register-tiled kernel (conv_direct.h) where the CPU has AVX-512 or
+// AVX2, else one BLAS GEMM per tap.
 // Tests and benchmarks may force one, and so may the environment:
 // SN_CONV_ALGORITHM=im2col|shifted|direct (shifted: BLAS per tap; direct falls back to it
 // without AVX-512).
@@ -27,9 +33,9 @@ void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
 
 struct ShiftedConvShape {
-  int64_t N, Cin, H, W, Cout, KH, KW, pad_h, pad_w;
-  int64_t Ho() const { return H + 2 * pad_h - KH + 1; }
-  int64_t Wo() const { return W + 2 * pad_w - KW + 1; }
+  int64_t N, Cin, H, W, Cout, KH, KW, pad_h, pad_w, stride_h = 1, stride_w = 1;
+  int64_t Ho() const { return (H + 2 * pad_h - KH) / stride_h + 1; }
+  int64_t Wo() const { return (W + 2 * pad_w - KW) / stride_w + 1; }
 };
 
 bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N);

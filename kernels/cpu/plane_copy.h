@@ -1,10 +1,12 @@
 // kernels/cpu/plane_copy.h — copies of image planes between layouts: short rows between row
-// strides (padding, unpadding) and channels-first to channels-last.
+// strides (padding, unpadding), every stride-th element (im2col/col2im and the phases of a
+// strided convolution) and channels-first to channels-last.
 //
 // The rows of W2's planes are 7 to 30 floats, so a library memcpy call per row costs more than the
 // copy itself (it was ~6% of a training step); these copies are inline vector moves.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -35,6 +37,49 @@ inline void copy_row(const float* __restrict src, float* __restrict dst, int64_t
 // A rows × width block between row strides.
 inline void copy_block(const float* src, int64_t src_ld, float* dst, int64_t dst_ld, int64_t rows, int64_t width) {
   for (int64_t r = 0; r < rows; ++r) copy_row(src + r * src_ld, dst + r * dst_ld, width);
+}
+
+// out[wo] = xr[wo · stride] for wo in [lo, hi). Stride 2 (the downsampling convolutions) takes
+// 8 outputs per step from one masked 16-float load (nothing is read past the last input used).
+inline void gather_row(const float* xr, int64_t stride, float* out, int64_t lo, int64_t hi) {
+  if (stride == 1) return copy_row(xr + lo, out + lo, hi - lo);
+  int64_t wo = lo;
+#if defined(__AVX512F__)
+  if (stride == 2) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (; wo < hi; wo += 8) {
+      const int n = int(std::min<int64_t>(8, hi - wo));
+      const __m512 v = _mm512_maskz_loadu_ps(__mmask16((1u << (2 * n - 1)) - 1), xr + 2 * wo);
+      _mm512_mask_storeu_ps(out + wo, __mmask16((1u << n) - 1), _mm512_maskz_permutexvar_ps(0xFFFF, evens, v));
+    }
+    return;
+  }
+#endif
+  for (; wo < hi; ++wo) out[wo] = xr[wo * stride];
+}
+
+// xr[wo · stride] = in[wo] (kAdd: += in[wo]) for wo in [lo, hi), the transpose of gather_row.
+template <bool kAdd = false>
+inline void scatter_row(const float* in, int64_t stride, float* xr, int64_t lo, int64_t hi) {
+  if (stride == 1 && !kAdd) return copy_row(in + lo, xr + lo, hi - lo);
+  int64_t wo = lo;
+#if defined(__AVX512F__)
+  if (stride == 2) {  // in[wo + i] goes to lane 2i of the 16 floats at xr + 2·wo
+    const __m512i spread = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
+    for (; wo < hi; wo += 8) {
+      const int n = int(std::min<int64_t>(8, hi - wo));
+      const __mmask16 lanes = __mmask16(((1u << (2 * n - 1)) - 1) & 0x5555u);
+      __m512 g = _mm512_maskz_permutexvar_ps(0xFFFF, spread, _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), in + wo));
+      if constexpr (kAdd) g = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, xr + 2 * wo), g);
+      _mm512_mask_storeu_ps(xr + 2 * wo, lanes, g);
+    }
+    return;
+  }
+#endif
+  for (; wo < hi; ++wo) {
+    if constexpr (kAdd) xr[wo * stride] += in[wo];
+    else xr[wo * stride] = in[wo];
+  }
 }
 
 namespace plane_copy_detail {
