@@ -17,7 +17,9 @@
 namespace sn::cpu {
 
 // n floats from src to dst (not overlapping): fixed-size chunks the compiler turns into vector
-// moves, the last chunk overlapping the one before it instead of a scalar tail.
+// moves, the last chunk overlapping the one before it instead of a scalar tail. (Files that use
+// it are built with -fno-tree-loop-distribute-patterns under GCC, which would otherwise turn the
+// loops back into a library call; see kernels/CMakeLists.txt.)
 inline void copy_row(const float* __restrict src, float* __restrict dst, int64_t n) {
   if (n >= 16) {
     int64_t i = 0;
