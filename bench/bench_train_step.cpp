@@ -4,6 +4,9 @@
 // heads and MLP 384, and the smallest; and of W4 `fortunes-llama` at batch 16 × 256 bytes (AdamW, gradients
 // clipped at norm 1): the SoFT objective (all four exits from one pass), the full depth alone
 // and the shallowest exit alone. The PyTorch twin is bench/compare/train_step_torch.py.
+// The update steps the sub-model's parameter windows (nested semantics), the work the twin's
+// dense network of the sub-model's size does; SN_BENCH_UPDATE=dense steps every element of the
+// full network instead (the recipes' default), a fixed cost per optimizer step.
 // SN_BENCH_DEVICE=cuda runs the same steps on the GPU (each step ends with a device
 // synchronisation).
 #include <benchmark/benchmark.h>
@@ -25,6 +28,11 @@ Device bench_device() {
   return d ? Device::parse(d) : Device::cpu();
 }
 
+UpdateSemantics bench_update() {
+  const char* u = std::getenv("SN_BENCH_UPDATE");
+  return parse_update_semantics(u ? u : "nested");
+}
+
 struct Setup {
   std::shared_ptr<Model> model;
   std::unique_ptr<Optimizer> optimizer;
@@ -40,6 +48,7 @@ Setup& setup(const std::string& name) {
   s.model->to(bench_device());
   OptimizerConfig oc;  // the recipes' optimizers: SGD for the convolutional/MLP models, AdamW for the encoder
   oc.weight_decay = 5e-4f;
+  oc.semantics = bench_update();
   if (name == "fmnist-vit") {
     oc.name = "adamw";
     oc.weight_decay = 0.05f;
@@ -88,6 +97,7 @@ LmSetup& lm_setup() {
     oc.name = "adamw";
     oc.weight_decay = 0.1f;
     oc.beta2 = 0.95f;
+    oc.semantics = bench_update();
     l.optimizer = std::make_unique<Optimizer>(*l.model, oc);
     const int64_t B = 16, T = l.model->config().context;
     Generator gen(2);

@@ -198,7 +198,10 @@ TEST(Gradcheck, Conv2d) {
                         Case{{2, 2, 5, 33}, {3, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 1}},
                         Case{{2, 3, 3, 32}, {2, 3, 1, 1}, {2, 2, 0, 0, 1, 1, 1}},
                         // a 2×2 filter with stride 3: phases no tap reads, whose gradient is 0
-                        Case{{2, 3, 8, 7}, {2, 3, 2, 2}, {3, 3, 1, 1, 1, 1, 1}}}) {
+                        Case{{2, 3, 8, 7}, {2, 3, 2, 2}, {3, 3, 1, 1, 1, 1, 1}},
+                        // different strides and pads along rows and columns
+                        Case{{2, 3, 7, 6}, {4, 3, 3, 3}, {2, 1, 0, 1, 1, 1, 1}},
+                        Case{{2, 2, 6, 9}, {3, 2, 3, 2}, {1, 3, 2, 0, 1, 1, 1}}}) {
     SCOPED_TRACE(shape_str(c.w) + " algorithm " + std::to_string(int(algorithm)));
     cpu::set_conv_algorithm(algorithm);
     Conv2dGeometry g = c.g;

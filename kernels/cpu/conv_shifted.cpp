@@ -1,4 +1,5 @@
-// kernels/cpu/conv_shifted.cpp — stride-1 convolution as shifted GEMMs (see conv_shifted.h).
+// kernels/cpu/conv_shifted.cpp — convolution as shifted GEMMs over padded (phase-split) planes
+// (see conv_shifted.h).
 #include "kernels/cpu/conv_shifted.h"
 
 #include <omp.h>
@@ -44,7 +45,7 @@ struct Phases {
   explicit Phases(const ShiftedConvShape& s)
       : Sh(s.stride_h), Sw(s.stride_w), Hq(div_up(s.H + 2 * s.pad_h, Sh)), Wq(div_up(s.W + 2 * s.pad_w, Sw)) {}
   int64_t plane() const { return Sh * Sw * Hq * Wq; }  // floats per channel
-  // Whether some tap reads phase row a / column b (a 1×1 filter of stride 2 reads one phase of four).
+  // Whether some tap reads phase row a / column b (a 1×3 filter of stride 2 reads two phases of four).
   static bool read(int64_t phase, int64_t K) { return phase < K; }
   // Where padded position (hp, wp) lives among a channel's phases. Tap (kh, kw) reads at(kh, kw)
   // for output 0 and at(kh, kw) + ho·Wq + wo for output (ho, wo).
@@ -142,7 +143,7 @@ struct PhaseDx {
   std::vector<int64_t> offsets;  // into dy's padded planes, per tap of this phase
   Scratch packed;                // those taps' filters, [Cin, Cout] each, packed for the kernel
   DirectTile tile{};
-  int64_t in = 0, L = 0;  // where output (i0, j0) starts in dy's planes; positions computed
+  int64_t in = 0, L = 0;  // the base in dy's planes that offsets are added to; positions computed
 };
 
 // dy is stored at (ho + ch, wo + cd) of planes Hr × Wr, with borders wide enough for every
@@ -277,7 +278,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   const std::vector<int64_t> offsets = tap_offsets(s, ph);
   const DirectTile weight_tile = direct_tile_for(s.Cin, s.Cout);
   // The filter gradient and the BLAS backward-data GEMMs read dy in rows of the phase width Wq
-  // with zero overhang. When dy's padded planes have that width ("same" padding, stride 1) that
+  // with zero overhang. When dy's padded planes have that width (e.g. "same" padding, stride 1) that
   // layout is inside them.
   const bool dy_in_plane = direct_dx && dp.Wr == Wq;
   const bool dy_rows = !dy_in_plane && (dw.defined() || (dx.defined() && !direct_dx));

@@ -1,6 +1,7 @@
 // kernels/cpu/conv_shifted.h — convolution without im2col.
 //
-// Each image is copied once into a zero-padded plane (Hp × Wp per channel). An output row laid
+// Each image is copied once into a zero-padded plane (Hp × Wp per channel; with a stride, the
+// phases below, S_h·S_w planes of Hq × Wq). For stride 1, an output row laid
 // out with the padded width Wp turns every kernel tap (kh, kw) into one GEMM over the same plane
 // shifted by kh·Wp + kw: y[:, q] += W[:, :, kh, kw] · xpad[:, q + kh·Wp + kw]. The KH·KW GEMMs
 // read the plane in place (leading dimension Hp·Wp) instead of expanding it KH·KW times; the
@@ -27,7 +28,7 @@ namespace sn::cpu {
 // AVX2, else one BLAS GEMM per tap.
 // Tests and benchmarks may force one, and so may the environment:
 // SN_CONV_ALGORITHM=im2col|shifted|direct (shifted: BLAS per tap; direct falls back to it
-// without AVX-512).
+// without AVX-512 or AVX2).
 enum class ConvAlgorithm { automatic, im2col, shifted, direct };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
