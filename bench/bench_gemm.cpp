@@ -7,6 +7,10 @@
 // operands (leading dimension 4096), CBLAS on contiguous operands of the same shape (the speed of
 // light), and copying the window out first (what a framework without strided views pays).
 // Built without BLAS (SN_BLAS=OFF), the "blas" ways call the portable GEMM of kernels/cpu/sgemm.cpp.
+//
+// few_rows: Y[M,N] = X[M,K] · W[:N,:K]ᵀ for 1–16 rows (decoding: one byte, or the drafted bytes a
+// verification pass checks), cycling through 16 dense weights as a model's layers would: the skinny
+// kernel (kernels/cpu/gemm_skinny.h), CBLAS, and gemm_rowmajor, which picks between them.
 #include <benchmark/benchmark.h>
 #if SN_WITH_BLAS
 #include <cblas.h>
@@ -14,6 +18,7 @@
 
 #include "autograd/ops.h"
 #include "core/grad_mode.h"
+#include "kernels/cpu/gemm_skinny.h"
 #include "kernels/cpu/sgemm.h"
 
 using namespace sn;
@@ -145,7 +150,51 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond)->MinTime(0.3)->UseRealTime();
 }
 
+enum class FewRowsWay { skinny, blas, dispatch };
+
+void few_rows(benchmark::State& state, FewRowsWay way) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2), ld = K, layers = 16;
+  if (way == FewRowsWay::skinny && !cpu::skinny_gemm_applies(false, true, M, N, K)) {
+    state.SkipWithError("the skinny kernel does not apply here (no AVX-512, or the shape)");
+    return;
+  }
+  Generator gen(2);
+  const Tensor W = randn({layers, N, ld}, gen), X = randn({M, K}, gen), Y = zeros({M, N});
+  const float *w = W.data<float>(), *x = X.data<float>();
+  float* y = Y.data<float>();
+  auto pass = [&] {
+    for (int64_t l = 0; l < layers; ++l) {
+      const float* wl = w + l * N * ld;
+      switch (way) {
+        case FewRowsWay::skinny: cpu::skinny_gemm(M, N, K, 1.f, x, K, wl, ld, 0.f, y, N); break;
+        case FewRowsWay::blas:
+          sgemm(false, true, int(M), int(N), int(K), x, int(K), wl, int(ld), 0.f, y, int(N));
+          break;
+        case FewRowsWay::dispatch: cpu::gemm_rowmajor(false, true, M, N, K, 1.f, x, K, wl, ld, 0.f, y, N); break;
+      }
+    }
+  };
+  pass();
+  for (auto _ : state) pass();
+  const double weight_bytes = 4.0 * double(layers * N * K);
+  // Inverted rates print as times: seconds per layer, with a unit.
+  using C = benchmark::Counter;
+  state.counters["per_layer"] = C(double(layers), C::kIsIterationInvariantRate | C::kInvert);
+  state.counters["weight_GB/s"] = C(weight_bytes * 1e-9, C::kIsIterationInvariantRate);
+}
+
+// W4's projections (d 256, SwiGLU 688) and its head, at 1–16 rows.
+void few_rows_shapes(benchmark::internal::Benchmark* b) {
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{256, 256}, {688, 256}, {256, 688}})
+    for (int64_t M : {1, 2, 4, 8, 9, 16}) b->Args({M, N, K});
+  b->Unit(benchmark::kMicrosecond)->MinTime(0.2)->UseRealTime();
+}
+
 }  // namespace
+
+BENCHMARK_CAPTURE(few_rows, skinny, FewRowsWay::skinny)->Apply(few_rows_shapes);
+BENCHMARK_CAPTURE(few_rows, blas, FewRowsWay::blas)->Apply(few_rows_shapes);
+BENCHMARK_CAPTURE(few_rows, gemm_rowmajor, FewRowsWay::dispatch)->Apply(few_rows_shapes);
 
 #define SN_GEMM_BENCH(pass, way) \
   BENCHMARK_CAPTURE(run, pass##_##way, Pass::pass, Way::way)->Apply(shapes)

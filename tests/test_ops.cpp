@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_shifted.h"
+#include "kernels/cpu/gemm_skinny.h"
 #include "kernels/cpu/vec_math.h"
 #include "reference.h"
 #include "test_util.h"
@@ -280,6 +281,55 @@ TEST(Ops, GemmAlphaBetaAcrossBlockEdges) {
       }
     }
   }
+}
+
+// The skinny GEMM (kernels/cpu/gemm_skinny.h): x · Wᵀ for 1–16 rows on windows of W, every
+// block shape and tail, alpha and beta, against the reference; and each row's result is bit for bit
+// the one that row gets alone.
+TEST(Ops, SkinnyGemmOnWindowsAndRowByRowIdentical) {
+  if (!cpu::skinny_gemm_applies(false, true, 4, 64, 64)) GTEST_SKIP() << "no AVX-512 here: the skinny GEMM is not used";
+  struct Case {
+    int64_t N, K;
+  };
+  uint64_t seed = 300;
+  for (Case s : {Case{16, 64}, Case{37, 100}, Case{256, 256}, Case{70, 688}, Case{23, 79}}) {
+    Tensor W = random_tensor({s.N + 3, s.K + 9}, seed++);  // the weight is a window [:N, :K]
+    Tensor w = W.prefix({s.N, s.K});
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 9, 13, 16}) {
+      Tensor X = random_tensor({M, s.K + 5}, seed++);
+      Tensor x = X.prefix({M, s.K});
+      ASSERT_TRUE(cpu::skinny_gemm_applies(false, true, M, s.N, s.K));
+      const V xw = ref::matmul(to_vector<float>(x), to_vector<float>(w.t()), M, s.K, s.N);
+      for (float beta : {0.f, -0.5f}) {
+        Tensor c = random_tensor({M, s.N + 2}, seed++).prefix({M, s.N});
+        if (beta == 0.f) backend_for(Device::cpu()).fill(c, std::numeric_limits<float>::quiet_NaN());
+        const V c0 = to_vector<float>(c);
+        V want(xw.size());
+        for (size_t i = 0; i < xw.size(); ++i) want[i] = 2.f * xw[i] + (beta == 0.f ? 0.f : beta * c0[i]);
+        cpu::skinny_gemm(M, s.N, s.K, 2.f, x.data<float>(), x.stride(0), w.data<float>(), w.stride(0), beta,
+                         c.data<float>(), c.stride(0));
+        expect_close(c, want, 2e-5f, "skinny gemm");
+      }
+      // Row by row: every row of the M-row product equals that row's 1-row product exactly.
+      Tensor all = zeros({M, s.N});
+      cpu::skinny_gemm(M, s.N, s.K, 1.f, x.data<float>(), x.stride(0), w.data<float>(), w.stride(0), 0.f,
+                       all.data<float>(), s.N);
+      for (int64_t m = 0; m < M; ++m) {
+        Tensor one = zeros({1, s.N});
+        cpu::skinny_gemm(1, s.N, s.K, 1.f, x.data<float>() + m * x.stride(0), x.stride(0), w.data<float>(),
+                         w.stride(0), 0.f, one.data<float>(), s.N);
+        ASSERT_EQ(to_vector<float>(one), to_vector<float>(all.narrow(0, m, 1))) << "M " << M << " row " << m;
+      }
+    }
+  }
+  // Through matmul (8 rows of a 300-wide window: the skinny path), then with it off: both agree.
+  Tensor x = random_tensor({8, 300}, 1), w = random_tensor({150, 310}, 2).prefix({150, 300});
+  Tensor on = matmul(x, w.t());
+  cpu::set_skinny_gemm_enabled(false);
+  EXPECT_FALSE(cpu::skinny_gemm_applies(false, true, 8, 150, 300));
+  Tensor off = matmul(x, w.t());
+  cpu::set_skinny_gemm_enabled(true);
+  expect_close(on, to_vector<float>(off), 1e-5f, "skinny on vs off");
 }
 
 TEST(Ops, LinearOnAWeightWindow) {

@@ -9,6 +9,8 @@
 // so results do not depend on it.
 #include "kernels/cpu/sgemm.h"
 
+#include "kernels/cpu/gemm_skinny.h"
+
 #if SN_WITH_BLAS
 #include <cblas.h>
 #else
@@ -26,6 +28,10 @@ bool gemm_uses_blas() { return true; }
 
 void gemm_rowmajor(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  // OpenBLAS packs B for all but its small-matrix cases, roughly M·N ≤ 1024 here, where its own
+  // kernels match or beat the skinny one (measured in docs/performance.md, "Decoding").
+  if (alpha != 0.f && M * N > 1024 && skinny_gemm_applies(trans_a, trans_b, M, N, K))
+    return skinny_gemm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, int(M),
               int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
@@ -155,6 +161,7 @@ void gemm_rowmajor(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc);
+  if (skinny_gemm_applies(trans_a, trans_b, M, N, K)) return skinny_gemm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const Operands o{A, lda, trans_a, B, ldb, trans_b};
 
   const bool parallel = !omp_in_parallel() && omp_get_max_threads() > 1 &&

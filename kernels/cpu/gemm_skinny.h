@@ -1,0 +1,41 @@
+// kernels/cpu/gemm_skinny.h — C = alpha·A·Bᵀ + beta·C for up to 16 rows of A, B stored [N, K]:
+// a linear layer applied to a few positions (decoding one byte, or the drafted bytes that one
+// verification pass of self-speculative decoding checks at once).
+//
+// A BLAS library packs B (here the weight) before all but the smallest products, and for a few
+// rows that copy costs more than the arithmetic: OpenBLAS takes about five times as long for 8
+// rows of a 256 × 256 weight as for 4. This kernel reads each weight row once, straight from its
+// window, and multiplies it against every row of A (which stays in L1). Each output is the same
+// sum whatever M is — the K terms in 16 lanes in order, then one fixed adding tree — so a row's
+// result does not depend on the rows computed with it. (With OpenBLAS, gemm_rowmajor leaves one
+// row and small products to OpenBLAS's own small-matrix kernels, which are as fast there.)
+#pragma once
+
+#include <cstdint>
+
+namespace sn::cpu {
+
+constexpr int64_t kSkinnyMaxRows = 16;
+
+// Whether this kernel can compute gemm_rowmajor(trans_a, trans_b, M, N, K, ...): op(A) = A [M, K]
+// and op(B) = Bᵀ (B stored [N, K], rows along K), M ≤ 16, N ≥ 16, K ≥ 64, a CPU with AVX-512,
+// and not disabled.
+bool skinny_gemm_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
+
+// C[M,N] (row stride ldc) = alpha · A · Bᵀ + beta · C; A [M,K] with row stride lda, B [N,K] with
+// row stride ldb. beta = 0 only writes C. Call only where skinny_gemm_applies.
+void skinny_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc);
+
+// On by default; SN_GEMM_SKINNY=0 in the environment, or this, turns it off (comparisons, tests).
+void set_skinny_gemm_enabled(bool enabled);
+bool skinny_gemm_enabled();
+
+namespace skinny_detail {
+// Columns [n0, n1) of C; nullptr where the AVX-512 translation unit could not be built.
+using Kernel = void (*)(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
+                        const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+Kernel avx512_kernel();
+}  // namespace skinny_detail
+
+}  // namespace sn::cpu
