@@ -4,8 +4,9 @@
 //   act/<op>/<pass>       GELU on W3's MLP activations [128·50, 768], SiLU on W4's [16·256, 688]
 //   softmax/<pass>        W3's attention scores [128·6·50, 50] (6 heads, 50 tokens)
 //   norm/<kind>/<pass>    LayerNorm on W3's [128·50, 192], RMSNorm on W4's [16·256, 256]
-//   batchnorm/<pass>      BatchNorm2d in training mode on W2's half-width stages: [128, 16, 28²],
-//                         [128, 32, 14²], [128, 64, 7²] (stats + apply forward, backward)
+//   batchnorm/<pass>      BatchNorm2d in training mode on W2's stages at width 1/8 ([128, 4, 28²],
+//                         [128, 8, 14²], [128, 16, 7²]) and half width ([128, 16, 28²],
+//                         [128, 32, 14²], [128, 64, 7²]) (stats + apply forward, backward)
 //   act/relu_planes/...   ReLU on the first of those (the op that follows each BatchNorm)
 //   libm/<op>             the same forward function as a plain loop over libm's erff / expf on
 //                         the same threads: the scalar baseline the vectorised math replaces
@@ -121,8 +122,10 @@ BENCHMARK_CAPTURE(libm_loop, silu/expf, 16 * 256, 688, [](float v) { return v / 
 BENCHMARK_CAPTURE(activation, relu/forward, Unary::relu, 128 * 50, 768, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(activation, relu_planes/forward, Unary::relu, 128 * 16, 28 * 28, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(activation, relu_planes/backward, Unary::relu, 128 * 16, 28 * 28, true)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(batchnorm, forward, false)->Args({16, 28})->Args({32, 14})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(batchnorm, backward, true)->Args({16, 28})->Args({32, 14})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(batchnorm, forward, false)->ArgsProduct({{4, 16}, {28}})->Args({8, 14})->Args({32, 14})
+    ->Args({16, 7})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(batchnorm, backward, true)->ArgsProduct({{4, 16}, {28}})->Args({8, 14})->Args({32, 14})
+    ->Args({16, 7})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(softmax_rows, forward, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(softmax_rows, backward, true)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(norm, layer/forward, false, 128 * 50, 192, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
