@@ -10,7 +10,8 @@
 //
 // few_rows: Y[M,N] = X[M,K] · W[:N,:K]ᵀ for 1–16 rows (decoding: one byte, or the drafted bytes a
 // verification pass checks), cycling through 16 dense weights as a model's layers would: the skinny
-// kernel (kernels/cpu/gemm_skinny.h), CBLAS, and gemm_rowmajor, which picks between them.
+// kernel (kernels/cpu/gemm_skinny.h), CBLAS, and gemm_rowmajor, which picks between them. (Built
+// without BLAS, the "blas" way is gemm_rowmajor too, which then takes the skinny kernel itself.)
 #include <benchmark/benchmark.h>
 #if SN_WITH_BLAS
 #include <cblas.h>

@@ -34,7 +34,7 @@ bool skinny_gemm_enabled() { return g_enabled.load(); }
 
 bool skinny_gemm_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   // Short rows (K < 64, e.g. attention's head dimension) or few outputs leave the fixed cost of
-  // the lane sums uncovered; BLAS's own small-matrix kernels do those better.
+  // the lane sums uncovered; the other GEMM path does those better.
   return !trans_a && trans_b && M >= 1 && M <= kSkinnyMaxRows && N >= 16 && K >= 64 && skinny_gemm_enabled() &&
          active_kernel() != nullptr;
 }

@@ -3,12 +3,13 @@
 // verification pass of self-speculative decoding checks at once).
 //
 // A BLAS library packs B (here the weight) before all but the smallest products, and for a few
-// rows that copy costs more than the arithmetic: OpenBLAS takes about five times as long for 8
+// rows that copy costs more than the arithmetic: OpenBLAS takes about six times as long for 8
 // rows of a 256 × 256 weight as for 4. This kernel reads each weight row once, straight from its
-// window, and multiplies it against every row of A (which stays in L1). Each output is the same
-// sum whatever M is — the K terms in 16 lanes in order, then one fixed adding tree — so a row's
-// result does not depend on the rows computed with it. (With OpenBLAS, gemm_rowmajor leaves one
-// row and small products to OpenBLAS's own small-matrix kernels, which are as fast there.)
+// window, and multiplies it against every row of A (which stays in L1). Within it each output is
+// the same sum whatever M is — the K terms in 16 lanes in order, then one fixed adding tree — so
+// a row's result does not depend on the rows computed with it. (With OpenBLAS, gemm_rowmajor
+// leaves one row and products with M·N ≤ 1024 to OpenBLAS's small-matrix kernels, which are as
+// fast there; so through gemm_rowmajor, rows of M = 1 and M = 8 products round differently.)
 #pragma once
 
 #include <cstdint>

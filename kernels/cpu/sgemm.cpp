@@ -1,4 +1,5 @@
-// kernels/cpu/sgemm.cpp — row-major SGEMM: OpenBLAS when built with it, else a portable kernel.
+// kernels/cpu/sgemm.cpp — row-major SGEMM: OpenBLAS when built with it, else a portable kernel;
+// either way x·Wᵀ on up to 16 rows goes to the skinny kernel where it applies (gemm_skinny.h).
 //
 // The portable kernel is the usual three-level blocking: for each [KC × NC] panel of op(B)
 // (packed once, shared by all threads, in NR-wide column strips), each [MC × KC] block of op(A)
@@ -28,9 +29,10 @@ bool gemm_uses_blas() { return true; }
 
 void gemm_rowmajor(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  // OpenBLAS packs B for all but its small-matrix cases, roughly M·N ≤ 1024 here, where its own
-  // kernels match or beat the skinny one (measured in docs/performance.md, "Decoding").
-  if (alpha != 0.f && M * N > 1024 && skinny_gemm_applies(trans_a, trans_b, M, N, K))
+  // OpenBLAS packs B for all but its small-matrix cases, roughly M·N ≤ 1024 with its AVX-512
+  // kernels, and keeps one row unpacked; there its own kernels match or beat the skinny one
+  // (docs/performance.md, "Decoding").
+  if (alpha != 0.f && M > 1 && M * N > 1024 && skinny_gemm_applies(trans_a, trans_b, M, N, K))
     return skinny_gemm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, int(M),
               int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));

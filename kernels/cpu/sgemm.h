@@ -7,7 +7,8 @@
 // do not survive), and with K = 0 or alpha = 0 C becomes beta · C.
 //
 // Built with SN_WITH_BLAS (SN_BLAS=ON/AUTO and OpenBLAS found) it calls OpenBLAS; otherwise a
-// cache-blocked, OpenMP-parallel kernel of our own (sgemm.cpp). Called inside a parallel region
+// cache-blocked, OpenMP-parallel kernel of our own (sgemm.cpp). A·Bᵀ on up to 16 rows of A goes
+// to the skinny kernel of gemm_skinny.h where that applies and is faster. Called inside a parallel region
 // (e.g. one GEMM per image on each thread), both run on the calling thread only.
 #pragma once
 
