@@ -5,14 +5,35 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <string>
 
 #include "core/allocator.h"
+#include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "test_util.h"
 #include "train/data.h"
 
 namespace sn {
 namespace {
+
+// cuBLAS is not linked but opened on first use (kernels/cuda/cublas_loader.h): no process maps it
+// before then, and opening it finds every entry point. Runs without a GPU too.
+TEST(CudaLibraries, CublasIsOpenedOnFirstUse) {
+  auto mapped = [] {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);)
+      if (line.find("libcublas") != std::string::npos) return true;
+    return false;
+  };
+  if (!cuda::cublas_loaded()) {
+    EXPECT_FALSE(mapped()) << "cuBLAS was mapped before its first use";
+  }
+  const cuda::CublasApi& api = cuda::cublas_api();
+  EXPECT_TRUE(api.create && api.set_stream && api.gemm_ex && api.gemm_strided_batched_ex);
+  EXPECT_TRUE(cuda::cublas_loaded());
+  EXPECT_TRUE(mapped());
+}
 
 class CudaRuntime : public ::testing::Test {
  protected:

@@ -2,11 +2,13 @@
 // views pass their leading dimensions straight through (no copies); dW accumulates in place with
 // beta = 1. fp32 runs on the TF32 tensor cores unless set_cuda_tf32(false); with set_cuda_bf16
 // the operands are rounded to bf16 (packed copies) and multiplied on the bf16 tensor cores,
-// accumulating in fp32 into the fp32 output.
+// accumulating in fp32 into the fp32 output. cuBLAS itself is opened on first use
+// (cublas_loader.h).
 #include <cublas_v2.h>
 
 #include <atomic>
 
+#include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/gemm_layout.h"
 
@@ -41,10 +43,10 @@ const char* cublas_status_name(cublasStatus_t s) {
 cublasHandle_t handle() {
   thread_local cublasHandle_t h = [] {
     cublasHandle_t created = nullptr;
-    SN_CUBLAS_CHECK(cublasCreate(&created));
+    SN_CUBLAS_CHECK(cublas_api().create(&created));
     return created;
   }();
-  SN_CUBLAS_CHECK(cublasSetStream(h, current_stream()));
+  SN_CUBLAS_CHECK(cublas_api().set_stream(h, current_stream()));
   return h;
 }
 
@@ -83,11 +85,11 @@ void gemm_bf16(const Tensor& c, int64_t ldc, const Tensor& a_in, const Tensor& b
   const Tensor a = packed_bf16(a_in), b = packed_bf16(b_in);
   for (int64_t v : {M * K, K * N}) SN_CHECK(v <= INT32_MAX || batch == 1, "gemm", "batch stride ", v, " too large");
   if (batch == 1) {
-    SN_CUBLAS_CHECK(cublasGemmEx(handle(), CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, b.data_ptr(),
-                                 CUDA_R_16BF, int(N), a.data_ptr(), CUDA_R_16BF, int(K), &beta, fptr(c), CUDA_R_32F,
-                                 int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    SN_CUBLAS_CHECK(cublas_api().gemm_ex(handle(), CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
+                                         b.data_ptr(), CUDA_R_16BF, int(N), a.data_ptr(), CUDA_R_16BF, int(K), &beta,
+                                         fptr(c), CUDA_R_32F, int(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   } else {
-    SN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+    SN_CUBLAS_CHECK(cublas_api().gemm_strided_batched_ex(
         handle(), CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, b.data_ptr(), CUDA_R_16BF, int(N), K * N,
         a.data_ptr(), CUDA_R_16BF, int(K), M * K, &beta, fptr(c), CUDA_R_32F, int(ldc), c.stride(0), int(batch),
         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -120,11 +122,11 @@ void gemm_rowmajor(const Tensor& c, const Tensor& a_in, const Tensor& b_in, floa
   const cublasOperation_t op_a = ad.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasComputeType_t compute = g_tf32.load() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   if (batch == 1) {
-    SN_CUBLAS_CHECK(cublasGemmEx(handle(), op_b, op_a, int(N), int(M), int(K), &alpha, bd.ptr, CUDA_R_32F,
-                                 int(bd.ld), ad.ptr, CUDA_R_32F, int(ad.ld), &beta, fptr(c), CUDA_R_32F,
-                                 int(cd.ld), compute, CUBLAS_GEMM_DEFAULT));
+    SN_CUBLAS_CHECK(cublas_api().gemm_ex(handle(), op_b, op_a, int(N), int(M), int(K), &alpha, bd.ptr, CUDA_R_32F,
+                                         int(bd.ld), ad.ptr, CUDA_R_32F, int(ad.ld), &beta, fptr(c), CUDA_R_32F,
+                                         int(cd.ld), compute, CUBLAS_GEMM_DEFAULT));
   } else {
-    SN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+    SN_CUBLAS_CHECK(cublas_api().gemm_strided_batched_ex(
         handle(), op_b, op_a, int(N), int(M), int(K), &alpha, bd.ptr, CUDA_R_32F, int(bd.ld), b.stride(0),
         ad.ptr, CUDA_R_32F, int(ad.ld), a.stride(0), &beta, fptr(c), CUDA_R_32F, int(cd.ld), c.stride(0),
         int(batch), compute, CUBLAS_GEMM_DEFAULT));
