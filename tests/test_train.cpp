@@ -208,6 +208,24 @@ TEST(Safetensors, RoundTripAndHostileFiles) {
   std::ifstream in(path, std::ios::binary);
   std::string whole((std::istreambuf_iterator<char>(in)), {});
   hostile(whole.substr(0, whole.size() / 2), "");
+
+  // The metadata alone (what `sortednet` reads to learn a checkpoint's recipe): the header is
+  // checked the same way; the tensors' bytes are not read.
+  EXPECT_EQ(load_safetensors_metadata(path).at("note"), "hello");
+  auto hostile_header = [&](const std::string& bytes, const char* expect) {
+    std::ofstream(dir + "/bad.safetensors", std::ios::binary) << bytes;
+    try {
+      load_safetensors_metadata(dir + "/bad.safetensors");
+      ADD_FAILURE() << "accepted a header expected to fail with: " << expect;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+    }
+  };
+  hostile_header("abc", "too short");
+  hostile_header(std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8) + "{}", "declares a header");
+  hostile_header(with_header("{not json", 0), "malformed JSON");
+  hostile_header(with_header(R"({"__metadata__":{"a":1}})", 0), "is not a string");
+  hostile_header(whole.substr(0, 20), "declares a header");
 }
 
 TEST(Config, ReadsOverridesAndRejectsBadKeys) {

@@ -78,7 +78,8 @@ void save_checkpoint(const std::string& path, Model& model, const Optimizer& opt
 }
 
 TrainConfig checkpoint_config(const std::string& path) {
-  SafetensorsFile f = load_safetensors(path);
+  SafetensorsFile f;  // the header only: load_checkpoint reads and verifies the tensors
+  f.metadata = load_safetensors_metadata(path);
   SN_CHECK(meta(f, "format", path) == kFormat, "checkpoint", "'", path, "' has format '",
            meta(f, "format", path), "', expected ", kFormat);
   return parse_config(meta(f, "config", path), {}, path + " (stored recipe)");

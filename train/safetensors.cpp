@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -151,6 +152,33 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   write_file_atomically(path, out);
 }
 
+namespace {
+
+nlohmann::json parse_header(std::string_view text, const std::string& path) {
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    fail("load", "'" + path + "' has a malformed JSON header");
+  }
+  SN_CHECK(header.is_object(), "load", "'", path, "' header is not a JSON object");
+  return header;
+}
+
+std::map<std::string, std::string> metadata_of(const nlohmann::json& header, const std::string& path) {
+  std::map<std::string, std::string> metadata;
+  const auto it = header.find("__metadata__");
+  if (it == header.end()) return metadata;
+  SN_CHECK(it->is_object(), "load", "'", path, "' metadata is not an object");
+  for (auto m = it->begin(); m != it->end(); ++m) {
+    SN_CHECK(m.value().is_string(), "load", "'", path, "' metadata '", m.key(), "' is not a string");
+    metadata[m.key()] = m.value().get<std::string>();
+  }
+  return metadata;
+}
+
+}  // namespace
+
 SafetensorsFile load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   SN_CHECK(in.good(), "load", "cannot open '", path, "'");
@@ -160,10 +188,30 @@ SafetensorsFile load_safetensors(const std::string& path) {
   SN_CHECK(uint64_t(size) <= kMaxFile, "load", "'", path, "' is ", size, " bytes, more than the ", kMaxFile,
            " a checkpoint may have");
   in.seekg(0);
-  std::string bytes(size_t(size), '\0');
-  in.read(bytes.data(), size);
+  // Not a std::string: zero-filling a buffer the read overwrites cost as much as the read.
+  std::unique_ptr<char[]> bytes(new char[size_t(size)]);
+  in.read(bytes.get(), size);
   SN_CHECK(in.good() || size == 0, "load", "cannot read '", path, "'");
-  return parse_safetensors(bytes, path);
+  return parse_safetensors(std::string_view(bytes.get(), size_t(size)), path);
+}
+
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SN_CHECK(in.good(), "load", "cannot open '", path, "'");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  SN_CHECK(size >= 8, "load", "'", path, "' is too short to be safetensors (", size < 0 ? 0 : size, " bytes)");
+  in.seekg(0);
+  char len[8];
+  in.read(len, 8);
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t(uint8_t(len[i])) << (8 * i);
+  SN_CHECK(header_len <= kMaxHeader && header_len <= uint64_t(size) - 8, "load", "'", path,
+           "' declares a header of ", header_len, " bytes in a file of ", size, " (corrupt or truncated)");
+  std::string header(size_t(header_len), '\0');
+  in.read(header.data(), std::streamsize(header_len));
+  SN_CHECK(in.good() || header_len == 0, "load", "cannot read '", path, "'");
+  return metadata_of(parse_header(header, path), path);
 }
 
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& path) {
@@ -173,13 +221,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& pat
   for (int i = 0; i < 8; ++i) header_len |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
   SN_CHECK(header_len <= kMaxHeader && header_len <= size - 8, "load", "'", path,
            "' declares a header of ", header_len, " bytes in a file of ", size, " (corrupt or truncated)");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.substr(8, header_len));
-  } catch (const std::exception& e) {
-    fail("load", "'" + path + "' has a malformed JSON header");
-  }
-  SN_CHECK(header.is_object(), "load", "'", path, "' header is not a JSON object");
+  const nlohmann::json header = parse_header(bytes.substr(8, header_len), path);
   const std::string_view data = bytes.substr(8 + header_len);
   const uint64_t data_size = data.size();
 
@@ -193,11 +235,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& pat
     const std::string& name = it.key();
     const nlohmann::json& e = it.value();
     if (name == "__metadata__") {
-      SN_CHECK(e.is_object(), "load", "'", path, "' metadata is not an object");
-      for (auto m = e.begin(); m != e.end(); ++m) {
-        SN_CHECK(m.value().is_string(), "load", "'", path, "' metadata '", m.key(), "' is not a string");
-        file.metadata[m.key()] = m.value().get<std::string>();
-      }
+      file.metadata = metadata_of(header, path);
       continue;
     }
     SN_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets") &&

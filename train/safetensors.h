@@ -23,6 +23,9 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 SafetensorsFile load_safetensors(const std::string& path);
 // The same from bytes in memory; `path` names them in errors.
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& path);
+// Only the metadata: the header is read and checked, the tensors' bytes are not read (nor their
+// checksums verified; load_safetensors does that).
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path);
 
 // Writes `bytes` to path atomically: path.tmp, fsync, rename over path, fsync the directory.
 void write_file_atomically(const std::string& path, const std::string& bytes);
