@@ -26,8 +26,8 @@ class SortedVit final : public Model {
     Generator init(o.seed);
     patch_ = register_module("patch", std::make_shared<Linear>(kPatch * kPatch, kDim, fixed_width(kPatch * kPatch),
                                                                fixed_width(kDim), init));
-    cls_ = register_parameter("cls", randn({1, 1, kDim}, init) * 0.02f);
-    pos_ = register_parameter("pos", randn({kTokens + 1, kDim}, init) * 0.02f);
+    cls_ = register_parameter("cls", init_normal({1, 1, kDim}, 0.02f, init));
+    pos_ = register_parameter("pos", init_normal({kTokens + 1, kDim}, 0.02f, init));
     AttentionOptions a;
     a.dim = kDim;
     a.heads_max = heads;

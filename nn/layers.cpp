@@ -11,11 +11,6 @@ namespace sn {
 
 namespace {
 
-// U(-bound, bound), the PyTorch default for linear and conv layers (bound = 1/sqrt(fan_in)).
-Tensor uniform(const Shape& sizes, float bound, Generator& gen) {
-  return affine(rand(sizes, gen), 2.f * bound, -bound);
-}
-
 void check_width(const char* layer, const char* what, int64_t got, int64_t expected, const SubModel& sub) {
   SN_CHECK(got == expected, layer, what, " is ", got, " but sub-model ", sub.str(), " expects ", expected);
 }
@@ -24,9 +19,9 @@ void check_width(const char* layer, const char* what, int64_t got, int64_t expec
 
 Linear::Linear(int64_t in_max, int64_t out_max, Width in, Width out, Generator& init, bool with_bias)
     : in_(std::move(in)), out_(std::move(out)) {
-  float bound = 1.f / std::sqrt(float(in_max));
-  weight = register_parameter("weight", uniform({out_max, in_max}, bound, init), {out_, in_});
-  if (with_bias) bias = register_parameter("bias", uniform({out_max}, bound, init), {out_});
+  float bound = 1.f / std::sqrt(float(in_max));  // U(-bound, bound): PyTorch's default
+  weight = register_parameter("weight", init_uniform({out_max, in_max}, bound, init), {out_, in_});
+  if (with_bias) bias = register_parameter("bias", init_uniform({out_max}, bound, init), {out_});
 }
 
 Tensor Linear::forward(const Tensor& x, const ForwardContext& ctx) {
@@ -43,7 +38,7 @@ Conv2d::Conv2d(int64_t in_max, int64_t out_max, Width in, Width out, Options opt
   // He (fan-out) initialisation, as ResNets use.
   float std = std::sqrt(2.f / float(out_max * k * k / (options.depthwise ? out_max : 1)));
   Width in_dim = options.depthwise ? fixed_width(1) : in_;
-  weight = register_parameter("weight", randn({out_max, per_filter, k, k}, init) * std,
+  weight = register_parameter("weight", init_normal({out_max, per_filter, k, k}, std, init),
                               {out_, in_dim, fixed_width(k), fixed_width(k)});
   if (options.bias) bias = register_parameter("bias", zeros({out_max}), {out_});
 }
@@ -141,7 +136,7 @@ Tensor RMSNorm::forward(const Tensor& x, const ForwardContext& ctx) {
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim_max, Width dim, Generator& init) : dim_(std::move(dim)) {
-  weight = register_parameter("weight", randn({vocab, dim_max}, init), {fixed_width(vocab), dim_});
+  weight = register_parameter("weight", init_normal({vocab, dim_max}, 1.f, init), {fixed_width(vocab), dim_});
 }
 
 Tensor Embedding::forward(const Tensor& index, const ForwardContext& ctx) {

@@ -6,6 +6,21 @@
 
 namespace sn {
 
+namespace {
+thread_local bool skip_random_init = false;
+}  // namespace
+
+SkipRandomInit::SkipRandomInit() : previous_(skip_random_init) { skip_random_init = true; }
+SkipRandomInit::~SkipRandomInit() { skip_random_init = previous_; }
+
+Tensor init_normal(const Shape& sizes, float std, Generator& gen) {
+  return skip_random_init ? empty(sizes) : randn(sizes, gen) * std;
+}
+
+Tensor init_uniform(const Shape& sizes, float bound, Generator& gen) {
+  return skip_random_init ? empty(sizes) : affine(rand(sizes, gen), 2.f * bound, -bound);
+}
+
 Width fixed_width(int64_t n) {
   return [n](const SubModel&) { return n; };
 }

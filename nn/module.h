@@ -33,6 +33,23 @@ struct Parameter {
   Tensor active(const SubModel& sub) const { return tensor.prefix(active_shape(sub)); }
 };
 
+// Random initial values of a parameter: N(0, std²) and U(-bound, bound). While a SkipRandomInit
+// is alive on this thread they are left unset (uninitialised memory), for a model whose every
+// parameter is about to be loaded (load_state_dict refuses a state that misses one).
+Tensor init_normal(const Shape& sizes, float std, Generator& gen);
+Tensor init_uniform(const Shape& sizes, float bound, Generator& gen);
+
+class SkipRandomInit {
+ public:
+  SkipRandomInit();
+  ~SkipRandomInit();
+  SkipRandomInit(const SkipRandomInit&) = delete;
+  SkipRandomInit& operator=(const SkipRandomInit&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // What a forward pass knows besides its input.
 struct ForwardContext {
   const SubModel& sub;

@@ -114,3 +114,57 @@ TEST(Checkpoint, ChecksumsAreWrittenAndAFlippedByteIsCaught) {
   bytes[bytes.size() - 20] ^= 0x01;  // one bit inside the data of "w"
   EXPECT_THROW(parse_safetensors(bytes, path), Error);
 }
+
+// eval, export and generate load a checkpoint without its optimizer: the optimizer's tensors are
+// skipped (neither read nor checksummed); a resume reads and checks them.
+TEST(Checkpoint, OptimizerStateIsReadOnlyByAResume) {
+  const std::string path = ::testing::TempDir() + "/opt.safetensors";
+  TrainConfig config;
+  config.model = "fmnist-mlp";
+  auto model = make_model({config.model, BnStats::shared, 1});
+  OptimizerConfig oc;
+  oc.name = "adamw";
+  Optimizer optimizer(*model, oc);
+  std::vector<Shape> windows;
+  for (auto& [name, p] : model->named_parameters()) windows.push_back(p->tensor.sizes());
+  Generator gen(2);
+  const SubModel full = model->space().at(model->space().size() - 1);
+  sum(model->forward(randn({2, 1, 28, 28}, gen), {full, 0, nullptr})).backward();
+  optimizer.step(0.01f, windows);
+  save_checkpoint(path, *model, optimizer, config, CheckpointState{});
+
+  // The tensors are stored in name order, "model.*" before "optimizer.*", and AdamW's two moments
+  // are two thirds of the data: a byte at 90% of the file lies in an optimizer tensor.
+  std::string bytes = read_text(path);
+  bytes[bytes.size() * 9 / 10] ^= 0x01;
+  const std::string corrupt = ::testing::TempDir() + "/opt-corrupt.safetensors";
+  std::ofstream(corrupt, std::ios::binary) << bytes;
+
+  auto fresh = make_model({config.model, BnStats::shared, 7});
+  load_checkpoint(corrupt, *fresh, nullptr);  // the weights alone: intact
+  auto want = model->state_dict(), got = fresh->state_dict();
+  for (auto& [name, t] : want) EXPECT_EQ(to_vector<float>(t), to_vector<float>(got.at(name))) << name;
+  SafetensorsFile weights = load_safetensors(corrupt, [](const std::string& n) { return n.rfind("model.", 0) == 0; });
+  EXPECT_EQ(weights.tensors.size(), want.size());
+  for (auto& [name, t] : weights.tensors) EXPECT_EQ(name.rfind("model.", 0), 0u) << name;
+
+  Optimizer resumed(*fresh, oc);
+  try {
+    load_checkpoint(corrupt, *fresh, &resumed);
+    FAIL() << "a resume accepted a corrupt optimizer state";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+  }
+  load_checkpoint(path, *fresh, &resumed);  // the intact file resumes
+
+  // load_model builds the model without its random initialisation, then loads every tensor.
+  auto loaded = load_model(corrupt, config);
+  got = loaded->state_dict();
+  for (auto& [name, t] : want) EXPECT_EQ(to_vector<float>(t), to_vector<float>(got.at(name))) << name;
+  Generator g1(3), g2(3);
+  {
+    SkipRandomInit skip;
+    EXPECT_EQ(init_normal({4}, 1.f, g1).numel(), 4);  // unset values; the generator is not used
+  }
+  EXPECT_EQ(to_vector<float>(init_normal({4}, 1.f, g1)), to_vector<float>(randn({4}, g2)));  // random again
+}

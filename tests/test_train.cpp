@@ -212,6 +212,12 @@ TEST(Safetensors, RoundTripAndHostileFiles) {
   std::ifstream in(path, std::ios::binary);
   std::string whole((std::istreambuf_iterator<char>(in)), {});
   hostile(whole.substr(0, whole.size() / 2), "");
+  EXPECT_THROW(load_safetensors(dir), Error);  // a directory: "not a regular file"
+
+  // A filtered read: only the wanted tensors' bytes are read (and checked).
+  SafetensorsFile only_w = load_safetensors(path, [](const std::string& name) { return name == "w"; });
+  ASSERT_EQ(only_w.tensors.size(), 1u);
+  EXPECT_EQ(to_vector<float>(only_w.tensors["w"]), to_vector<float>(t["w"]));
 
   // The metadata alone (what `sortednet` reads to learn a checkpoint's recipe): the header is
   // checked the same way; the tensors' bytes are not read.

@@ -28,8 +28,14 @@ void save_checkpoint(const std::string& path, Model& model, const Optimizer& opt
 TrainConfig checkpoint_config(const std::string& path);
 
 // Loads weights (and optimizer state when `optimizer` is given) into a model built from
-// checkpoint_config(); refuses a checkpoint of another model or sub-model space.
+// checkpoint_config(); refuses a checkpoint of another model or sub-model space. Without an
+// optimizer the optimizer's tensors are neither read nor checksummed.
 CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer* optimizer);
+
+// The model a checkpoint holds, built from `config` (its stored recipe, possibly overridden)
+// with its weights loaded, for eval, export and generation: no optimizer state is read, and
+// the random initialisation the loaded weights would replace is skipped.
+std::shared_ptr<Model> load_model(const std::string& path, const TrainConfig& config);
 
 // `path` itself if it is a file, else path/checkpoint.safetensors.
 std::string checkpoint_file(const std::string& path);

@@ -2,15 +2,15 @@
 #include "train/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <memory>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 #include <zlib.h>
 
@@ -43,21 +43,23 @@ std::string hex32(uint32_t v) {
 }
 
 // Files we write carry "crc32.<name>" for every tensor; a file with any such key must match all.
-void verify_checksums(const SafetensorsFile& file, const std::string& path) {
+// `names` are all the file's tensors; only those read (file.tensors) can be checked.
+void verify_checksums(const SafetensorsFile& file, const std::set<std::string>& names, const std::string& path) {
   bool any = false;
   for (const auto& [key, value] : file.metadata) {
     if (key.rfind(kChecksumPrefix, 0) != 0) continue;
     any = true;
     const std::string name = key.substr(std::strlen(kChecksumPrefix));
-    auto t = file.tensors.find(name);
-    SN_CHECK(t != file.tensors.end(), "load", "'", path, "' has a checksum for tensor '", name,
+    SN_CHECK(names.count(name), "load", "'", path, "' has a checksum for tensor '", name,
              "' but no such tensor (corrupt file)");
+    auto t = file.tensors.find(name);
+    if (t == file.tensors.end()) continue;  // not read
     const std::string actual = hex32(crc32_of(t->second));
     SN_CHECK(value == actual, "load", "'", path, "' tensor '", name, "' fails its checksum (stored ", value,
              ", computed ", actual, "): the file is corrupt");
   }
   if (!any) return;
-  for (const auto& [name, t] : file.tensors)
+  for (const std::string& name : names)
     SN_CHECK(file.metadata.count(kChecksumPrefix + name), "load", "'", path, "' tensor '", name,
              "' has no checksum (corrupt file)");
 }
@@ -179,51 +181,90 @@ std::map<std::string, std::string> metadata_of(const nlohmann::json& header, con
 
 }  // namespace
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SN_CHECK(in.good(), "load", "cannot open '", path, "'");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  SN_CHECK(size >= 0, "load", "cannot read '", path, "'");
-  SN_CHECK(uint64_t(size) <= kMaxFile, "load", "'", path, "' is ", size, " bytes, more than the ", kMaxFile,
+namespace {
+
+// Where a file's bytes come from: memory (parse_safetensors) or the file itself, read piece by
+// piece straight into the tensors that want them (no copy of the whole file).
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  virtual void read(uint64_t offset, uint64_t n, void* dst) const = 0;  // [offset, offset + n) lies within size()
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
+  uint64_t size() const override { return bytes_.size(); }
+  void read(uint64_t offset, uint64_t n, void* dst) const override {
+    if (n > 0) std::memcpy(dst, bytes_.data() + offset, size_t(n));
+  }
+
+ private:
+  std::string_view bytes_;
+};
+
+class FileSource final : public ByteSource {
+ public:
+  explicit FileSource(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    SN_CHECK(fd_ >= 0, "load", "cannot open '", path, "': ", std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      fail("load", "cannot read '" + path + "': not a regular file");
+    }
+    size_ = uint64_t(st.st_size);
+  }
+  ~FileSource() override { ::close(fd_); }
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+
+  uint64_t size() const override { return size_; }
+  void read(uint64_t offset, uint64_t n, void* dst) const override {
+    char* p = static_cast<char*>(dst);
+    while (n > 0) {
+      const ssize_t got = ::pread(fd_, p, size_t(std::min<uint64_t>(n, uint64_t(1) << 30)), off_t(offset));
+      if (got < 0 && errno == EINTR) continue;
+      SN_CHECK(got >= 0, "load", "cannot read '", path_, "': ", std::strerror(errno));
+      SN_CHECK(got > 0, "load", "cannot read '", path_, "': it was truncated while being read");
+      p += got;
+      offset += uint64_t(got);
+      n -= uint64_t(got);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+struct Header {
+  nlohmann::json json;
+  uint64_t data_begin = 0, data_size = 0;  // where the tensors' bytes lie in the file
+};
+
+Header read_header(const ByteSource& src, const std::string& path) {
+  const uint64_t size = src.size();
+  SN_CHECK(size <= kMaxFile, "load", "'", path, "' is ", size, " bytes, more than the ", kMaxFile,
            " a checkpoint may have");
-  in.seekg(0);
-  // Not a std::string: zero-filling a buffer the read overwrites cost as much as the read.
-  std::unique_ptr<char[]> bytes(new char[size_t(size)]);
-  in.read(bytes.get(), size);
-  SN_CHECK(in.good() || size == 0, "load", "cannot read '", path, "'");
-  return parse_safetensors(std::string_view(bytes.get(), size_t(size)), path);
-}
-
-std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SN_CHECK(in.good(), "load", "cannot open '", path, "'");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  SN_CHECK(size >= 8, "load", "'", path, "' is too short to be safetensors (", size < 0 ? 0 : size, " bytes)");
-  in.seekg(0);
-  char len[8];
-  in.read(len, 8);
-  uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= uint64_t(uint8_t(len[i])) << (8 * i);
-  SN_CHECK(header_len <= kMaxHeader && header_len <= uint64_t(size) - 8, "load", "'", path,
-           "' declares a header of ", header_len, " bytes in a file of ", size, " (corrupt or truncated)");
-  std::string header(size_t(header_len), '\0');
-  in.read(header.data(), std::streamsize(header_len));
-  SN_CHECK(in.good() || header_len == 0, "load", "cannot read '", path, "'");
-  return metadata_of(parse_header(header, path), path);
-}
-
-SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& path) {
-  const uint64_t size = bytes.size();
   SN_CHECK(size >= 8, "load", "'", path, "' is too short to be safetensors (", size, " bytes)");
+  unsigned char len[8];
+  src.read(0, 8, len);
   uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
-  SN_CHECK(header_len <= kMaxHeader && header_len <= size - 8, "load", "'", path,
-           "' declares a header of ", header_len, " bytes in a file of ", size, " (corrupt or truncated)");
-  const nlohmann::json header = parse_header(bytes.substr(8, header_len), path);
-  const std::string_view data = bytes.substr(8 + header_len);
-  const uint64_t data_size = data.size();
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t(len[i]) << (8 * i);
+  SN_CHECK(header_len <= kMaxHeader && header_len <= size - 8, "load", "'", path, "' declares a header of ",
+           header_len, " bytes in a file of ", size, " (corrupt or truncated)");
+  std::string text(size_t(header_len), '\0');
+  src.read(8, header_len, text.data());
+  return {parse_header(text, path), 8 + header_len, size - 8 - header_len};
+}
+
+SafetensorsFile parse(const ByteSource& src, const std::string& path, const TensorFilter& wanted) {
+  const Header h = read_header(src, path);
+  const nlohmann::json& header = h.json;
+  const uint64_t data_size = h.data_size;
 
   SafetensorsFile file;
   struct Range {
@@ -231,6 +272,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& pat
     std::string name;
   };
   std::vector<Range> ranges;
+  std::set<std::string> names;  // every tensor of the file, read or not
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
     const nlohmann::json& e = it.value();
@@ -264,16 +306,32 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& pat
     SN_CHECK(end - begin == count * element_size(dtype), "load", "'", path, "' entry '", name, "' has ",
              end - begin, " bytes for shape ", shape_str(shape), " of ", dtype_name(dtype));
     ranges.push_back({begin, end, name});
+    names.insert(name);
+    if (wanted && !wanted(name)) continue;
     Tensor t = empty(shape, dtype);
-    if (end > begin) std::memcpy(t.data_ptr(), data.data() + begin, size_t(end - begin));
+    src.read(h.data_begin + begin, end - begin, t.data_ptr());
     file.tensors[name] = t;
   }
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < ranges.size(); ++i)
     SN_CHECK(ranges[i].begin >= ranges[i - 1].end, "load", "'", path, "' entries '", ranges[i - 1].name,
              "' and '", ranges[i].name, "' overlap");
-  verify_checksums(file, path);
+  verify_checksums(file, names, path);
   return file;
+}
+
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path, const TensorFilter& wanted) {
+  return parse(FileSource(path), path, wanted);
+}
+
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
+  return metadata_of(read_header(FileSource(path), path).json, path);
+}
+
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& path) {
+  return parse(MemorySource(bytes), path, {});
 }
 
 }  // namespace sn

@@ -5,6 +5,7 @@
 // and refuse a bad file with one line naming the problem.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -20,7 +21,10 @@ struct SafetensorsFile {
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
-SafetensorsFile load_safetensors(const std::string& path);
+// Which tensors to read: the others' entries are checked like every entry, their bytes are not
+// read (nor their checksums verified). An empty filter reads them all.
+using TensorFilter = std::function<bool(const std::string& name)>;
+SafetensorsFile load_safetensors(const std::string& path, const TensorFilter& wanted = {});
 // The same from bytes in memory; `path` names them in errors.
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& path);
 // Only the metadata: the header is read and checked, the tensors' bytes are not read (nor their

@@ -48,8 +48,7 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
   const std::string file = checkpoint_file(checkpoint);
   TrainConfig config = checkpoint_config(file);
   if (!sets.empty()) config = parse_config(config.to_toml(), sets, file + " (stored recipe)");
-  auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
-  load_checkpoint(file, *model, nullptr);
+  auto model = load_model(file, config);
   const Device device = Device::parse(config.device);
   check_device(device);
   set_matmul_precision(parse_matmul_precision(config.precision));
@@ -81,8 +80,7 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
 int run_export(const std::string& checkpoint, const std::string& spec, const std::string& out) {
   const std::string file = checkpoint_file(checkpoint);
   TrainConfig config = checkpoint_config(file);
-  auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
-  load_checkpoint(file, *model, nullptr);
+  auto model = load_model(file, config);
   SubModel sub = model->space().parse(spec);
   if (parse_bn_stats(config.bn_stats) == BnStats::recalibrate) {
     // The one set of running statistics belongs to no sub-model in particular: compute this one's.
@@ -103,16 +101,14 @@ int run_predict(const std::string& checkpoint, const std::string& spec, int64_t 
   std::shared_ptr<Model> model;
   SubModel sub;
   int64_t index = 0;
-  SafetensorsFile contents = load_safetensors(file);  // read once: an export is loaded from it
-  if (is_exported(contents)) {
-    model = load_exported(contents, file, &config);
+  if (is_exported(SafetensorsFile{{}, load_safetensors_metadata(file)})) {
+    model = load_exported(file, &config);
     sub = model->space().at(0);
     SN_CHECK(spec.empty() || model->space().parse(spec) == sub, "predict", "'", file,
              "' holds only sub-model ", sub.str());
   } else {
     config = checkpoint_config(file);
-    model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
-    load_checkpoint(file, *model, nullptr);
+    model = load_model(file, config);
     sub = spec.empty() ? model->space().at(model->space().size() - 1) : model->space().parse(spec);
     index = model->space().index_of(sub);
   }
@@ -144,9 +140,8 @@ std::string fmt_exit(int64_t exit, double acceptance, double cost) {
 int run_generate(const CliArgs& a) {
   const std::string file = checkpoint_file(a.checkpoint);
   TrainConfig config = checkpoint_config(file);
-  auto model = std::dynamic_pointer_cast<SortedLlama>(make_model({config.model, BnStats::per_submodel, config.seed}));
+  auto model = std::dynamic_pointer_cast<SortedLlama>(load_model(file, config));
   SN_CHECK(model != nullptr, "generate", file, " holds a ", config.model, ", not a language model");
-  load_checkpoint(file, *model, nullptr);
   const Device device = Device::parse(a.device.empty() ? config.device : a.device);
   check_device(device);
   set_matmul_precision(parse_matmul_precision(config.precision));
@@ -248,6 +243,7 @@ int run_generate(const CliArgs& a) {
 
 int run_info(const std::string& config_path, const std::vector<std::string>& sets) {
   TrainConfig config = load_config(config_path, sets);
+  SkipRandomInit skip;  // only the shapes are read
   auto model = make_model({config.model, parse_bn_stats(config.bn_stats), config.seed});
   const SubModelSpace& space = model->space();
   std::printf("model %s: %lld sub-models over axes", config.model.c_str(), (long long)space.size());
