@@ -146,6 +146,9 @@ enum class MatmulPrecision { fp32, tf32, bf16 };
 MatmulPrecision parse_matmul_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"
 void set_matmul_precision(MatmulPrecision precision);
 MatmulPrecision matmul_precision();
+// A recipe's train.precision, then the environment over it: SN_CUDA_TF32=0|1 and SN_CUDA_BF16=0|1,
+// where set, override what the recipe says (what the training and evaluation commands call).
+void apply_matmul_precision(const std::string& recipe_precision);
 
 // The backend for a device; CUDA registers its own when built.
 Backend& backend_for(Device device);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -33,6 +34,25 @@ TEST(CudaLibraries, CublasIsOpenedOnFirstUse) {
   EXPECT_TRUE(api.create && api.set_stream && api.gemm_ex && api.gemm_strided_batched_ex);
   EXPECT_TRUE(cuda::cublas_loaded());
   EXPECT_TRUE(mapped());
+}
+
+// The recipe's train.precision, with SN_CUDA_TF32 / SN_CUDA_BF16 over it where set (a training or
+// evaluation command applies both). Flags only: runs without a GPU too.
+TEST(CudaLibraries, EnvironmentOverridesTheRecipesPrecision) {
+  const MatmulPrecision before = matmul_precision();
+  apply_matmul_precision("tf32");
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::tf32);
+  ::setenv("SN_CUDA_TF32", "0", 1);
+  apply_matmul_precision("tf32");
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::fp32);
+  ::unsetenv("SN_CUDA_TF32");
+  ::setenv("SN_CUDA_BF16", "1", 1);
+  apply_matmul_precision("fp32");
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::bf16);
+  ::unsetenv("SN_CUDA_BF16");
+  apply_matmul_precision("bf16");
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::bf16);
+  set_matmul_precision(before);
 }
 
 class CudaRuntime : public ::testing::Test {

@@ -133,7 +133,7 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
            c.model, "'");
   const Device device = Device::parse(c.device);
   check_device(device);
-  set_matmul_precision(parse_matmul_precision(c.precision));
+  apply_matmul_precision(c.precision);
   model->to(device);
   Optimizer optimizer(*model, c.optimizer_config());
   const Schedule schedule = c.schedule_config();

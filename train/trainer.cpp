@@ -137,7 +137,7 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   model_ = make_model({config_.model, parse_bn_stats(config_.bn_stats), config_.seed});
   device_ = Device::parse(config_.device);
   check_device(device_);
-  set_matmul_precision(parse_matmul_precision(config_.precision));
+  apply_matmul_precision(config_.precision);
   model_->to(device_);  // before the optimizer, whose state is allocated beside each parameter
   const SubModelSpace& space = model_->space();
   SN_CHECK(model_->input_shape() == Shape(train_set_.images.sizes().begin() + 1, train_set_.images.sizes().end()),

@@ -82,8 +82,9 @@ Tensor packed_bf16(const Tensor& t) {
 // b rounded to bf16 in packed copies (batch matrices M·K and K·N apart); fp32 accumulation.
 void gemm_bf16(const Tensor& c, int64_t ldc, const Tensor& a_in, const Tensor& b_in, int64_t M, int64_t N,
                int64_t K, float alpha, float beta, int64_t batch) {
+  for (int64_t v : {M, N, K, ldc, batch})  // cuBLAS takes these as int
+    SN_CHECK(v <= INT32_MAX, "gemm", "dimension ", v, " exceeds the cuBLAS int range");
   const Tensor a = packed_bf16(a_in), b = packed_bf16(b_in);
-  for (int64_t v : {M * K, K * N}) SN_CHECK(v <= INT32_MAX || batch == 1, "gemm", "batch stride ", v, " too large");
   if (batch == 1) {
     SN_CUBLAS_CHECK(cublas_api().gemm_ex(handle(), CUBLAS_OP_N, CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
                                          b.data_ptr(), CUDA_R_16BF, int(N), a.data_ptr(), CUDA_R_16BF, int(K), &beta,

@@ -34,6 +34,12 @@ CublasApi load() {
     SN_CHECK(p != nullptr, "cuda", "cuBLAS has no ", name, " (a version older than this build's headers?)");
     return p;
   };
+  // An unversioned name on the search path may find another major version than the headers'.
+  using GetProperty = cublasStatus_t (*)(libraryPropertyType, int*);
+  int major = -1;
+  reinterpret_cast<GetProperty>(symbol("cublasGetProperty"))(MAJOR_VERSION, &major);
+  SN_CHECK(major == CUBLAS_VER_MAJOR, "cuda", "the cuBLAS found is version ", major, ", this build needs ",
+           CUBLAS_VER_MAJOR, ": put the matching one on LD_LIBRARY_PATH");
   CublasApi api;
   api.create = reinterpret_cast<decltype(api.create)>(symbol("cublasCreate_v2"));
   api.set_stream = reinterpret_cast<decltype(api.set_stream)>(symbol("cublasSetStream_v2"));

@@ -98,6 +98,7 @@ class PinnedHostAllocator final : public Allocator {
     cudaEvent_t event = take_event();
     if (!event) return false;
     if (cudaEventRecord(event, stream) != cudaSuccess) {
+      (void)cudaGetLastError();  // not left for the next launch check to report as its own
       cudaEventDestroy(event);
       return false;
     }

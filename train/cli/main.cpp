@@ -51,7 +51,7 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
   auto model = load_model(file, config);
   const Device device = Device::parse(config.device);
   check_device(device);
-  set_matmul_precision(parse_matmul_precision(config.precision));
+  apply_matmul_precision(config.precision);
   model->to(device);
   const std::string csv = out_csv.empty() ? (file.substr(0, file.rfind('/') + 1) + "eval.csv") : out_csv;
   if (config.dataset == "text") {  // a language model: every exit on the held-out bytes
@@ -144,7 +144,7 @@ int run_generate(const CliArgs& a) {
   SN_CHECK(model != nullptr, "generate", file, " holds a ", config.model, ", not a language model");
   const Device device = Device::parse(a.device.empty() ? config.device : a.device);
   check_device(device);
-  set_matmul_precision(parse_matmul_precision(config.precision));
+  apply_matmul_precision(config.precision);
   model->to(device);
   std::vector<int64_t> prompt(a.prompt.begin(), a.prompt.end());
   for (int64_t& t : prompt) t &= 0xff;  // bytes
