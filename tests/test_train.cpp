@@ -213,6 +213,9 @@ TEST(Safetensors, RoundTripAndHostileFiles) {
   std::string whole((std::istreambuf_iterator<char>(in)), {});
   hostile(whole.substr(0, whole.size() / 2), "");
   EXPECT_THROW(load_safetensors(dir), Error);  // a directory: "not a regular file"
+  ::unlink((dir + "/fifo").c_str());
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0600), 0);
+  EXPECT_THROW(load_safetensors_metadata(dir + "/fifo"), Error);  // refused, not waited on
 
   // A filtered read: only the wanted tensors' bytes are read (and checked).
   SafetensorsFile only_w = load_safetensors(path, [](const std::string& name) { return name == "w"; });
