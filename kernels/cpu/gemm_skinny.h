@@ -7,9 +7,9 @@
 // rows of a 256 × 256 weight as for 4. This kernel reads each weight row once, straight from its
 // window, and multiplies it against every row of A (which stays in L1). Within it each output is
 // the same sum whatever M is — the K terms in 16 lanes in order, then one fixed adding tree — so
-// a row's result does not depend on the rows computed with it. (With OpenBLAS, gemm_rowmajor
-// leaves one row and products with M·N ≤ 1024 to OpenBLAS's small-matrix kernels, which are as
-// fast there; so through gemm_rowmajor, rows of M = 1 and M = 8 products round differently.)
+// a row's result does not depend on the rows computed with it. (With OpenBLAS's AVX-512
+// kernels, gemm_rowmajor leaves products of 2 or more rows with M·N ≤ 1024 to their small-matrix
+// path, which is faster there; such rows round differently from the same rows in a larger M.)
 #pragma once
 
 #include <cstdint>
