@@ -22,6 +22,20 @@ class Model : public Layer {
   // The BatchNorm layers (for recalibration); none by default.
   virtual std::vector<BatchNorm2d*> batch_norms() { return {}; }
 
+  // The forward pass as a chain of stages, for evaluating many sub-models at once
+  // (train/evaluate.cpp): a stage's output depends on its input and on a few axes only, so
+  // sub-models that agree on the axes of stages 0..s share stage s's activations and need them
+  // computed once (W2: every sub-model of one width and depth.s1 has the same stem and first
+  // stage). None by default: evaluation then runs one whole forward pass per sub-model.
+  struct Stage {
+    std::vector<std::string> axes;           // the axes this stage adds to the earlier stages'
+    std::vector<BatchNorm2d*> batch_norms;  // the BatchNorm layers inside it
+  };
+  virtual std::vector<Stage> stages() { return {}; }
+  // Stage s on the previous stage's output (on the input for s = 0); the last one gives the
+  // logits. Chained over every stage it is forward().
+  virtual Tensor forward_stage(int64_t s, const Tensor& h, const ForwardContext& ctx);
+
  protected:
   SubModelSpace space_;
 };

@@ -43,6 +43,10 @@ std::vector<std::string> model_names() {
   return names;
 }
 
+Tensor Model::forward_stage(int64_t s, const Tensor&, const ForwardContext&) {
+  fail("model", "this model has no stage " + std::to_string(s) + " (it lists no stages)");
+}
+
 std::shared_ptr<Model> make_model(const ModelOptions& options) {
   if (auto it = builtin_models().find(options.name); it != builtin_models().end()) return it->second(options);
   ModelFactory factory;

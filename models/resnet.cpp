@@ -83,7 +83,7 @@ class SortedResNet final : public Model {
         auto block = std::make_shared<BasicBlock>(b == 0 ? in_max : out_max, out_max,
                                                   gated(b == 0 ? in : out, active), gated(out, active),
                                                   (b == 0 && s > 0) ? 2 : 1, o.bn_stats, sets, init);
-        block->batch_norms(bns_);
+        block->batch_norms(stage_bns_[s]);
         stage->add("block" + std::to_string(b), block);
       }
       stages_.push_back(register_module("stage" + std::to_string(s + 1), stage));
@@ -91,13 +91,26 @@ class SortedResNet final : public Model {
       in = out;
     }
     fc_ = register_module("fc", std::make_shared<Linear>(in_max, kClasses, in, fixed_width(kClasses), init));
-    bns_.insert(bns_.begin(), stem_bn_.get());
+    stage_bns_[0].insert(stage_bns_[0].begin(), stem_bn_.get());
+    for (const auto& list : stage_bns_) bns_.insert(bns_.end(), list.begin(), list.end());
   }
 
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override {
-    Tensor h = stem_bn_->forward_relu(stem_->forward(x, ctx), ctx);
-    for (auto& stage : stages_) h = stage->forward(h, ctx);
-    return fc_->forward(global_avg_pool2d(h), ctx);
+    Tensor h = x;
+    for (int64_t s = 0; s < 3; ++s) h = forward_stage(s, h, ctx);
+    return h;
+  }
+
+  // Stem and stage 1 (width, depth.s1), stage 2 (+ depth.s2), stage 3 and the head (+ depth.s3).
+  std::vector<Stage> stages() override {
+    return {{{"width", "depth.s1"}, stage_bns_[0]}, {{"depth.s2"}, stage_bns_[1]}, {{"depth.s3"}, stage_bns_[2]}};
+  }
+
+  Tensor forward_stage(int64_t s, const Tensor& h, const ForwardContext& ctx) override {
+    SN_CHECK(s >= 0 && s < 3, "fmnist-resnet", "no stage ", s, " (stages 0-2)");
+    if (s == 0) return stages_[0]->forward(stem_bn_->forward_relu(stem_->forward(h, ctx), ctx), ctx);
+    if (s == 1) return stages_[1]->forward(h, ctx);
+    return fc_->forward(global_avg_pool2d(stages_[2]->forward(h, ctx)), ctx);
   }
 
   int64_t flops(const SubModel& sub) const override {
@@ -124,7 +137,7 @@ class SortedResNet final : public Model {
   std::shared_ptr<BatchNorm2d> stem_bn_;
   std::vector<std::shared_ptr<Sequential>> stages_;
   std::shared_ptr<Linear> fc_;
-  std::vector<BatchNorm2d*> bns_;
+  std::vector<BatchNorm2d*> bns_, stage_bns_[3];
   int64_t stem_channels_, channels_[3], blocks_[3];  // the largest sub-model's sizes
 };
 

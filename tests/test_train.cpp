@@ -419,5 +419,48 @@ TEST(Trainer, DistillationAndFreshBatchesPerSubModel) {
   EXPECT_GT(rows.back().accuracy, 0.5);
 }
 
+// Evaluating many sub-models through the model's stages (each shared prefix computed once) gives
+// exactly the rows of one whole forward pass per sub-model — with recalibrated or with shared
+// BatchNorm statistics, for a list in any order with a name given twice, on ragged test batches.
+TEST(Evaluate, SharedStagesGiveTheRowsOfOnePassPerSubModel) {
+  Generator gen(5);
+  auto dataset = [&](int64_t n) {
+    std::vector<int64_t> labels;
+    for (int64_t i = 0; i < n; ++i) labels.push_back(int64_t(gen.below(10)));
+    Dataset d;
+    d.images = randn({n, 1, 28, 28}, gen);
+    d.labels = from_vector(labels, {n});
+    d.black = {0.f};
+    return d;
+  };
+  const Dataset test = dataset(37), calibration = dataset(48);
+  for (const char* mode : {"recalibrate", "shared"}) {
+    SCOPED_TRACE(mode);
+    auto model = make_model({"fmnist-resnet", parse_bn_stats(mode), 3});
+    ASSERT_EQ(model->stages().size(), 3u);
+    TrainConfig c;
+    c.bn_stats = mode;
+    c.batch_size = 16;
+    c.recalibration_batches = 2;
+    c.eval_batch_size = 10;
+    c.latency_repeats = 1;
+    std::vector<SubModel> subs;
+    for (int64_t i : {215, 0, 77, 13, 200, 77, 5, 100, 150, 31, 26}) subs.push_back(model->space().at(i));
+    c.eval_share_prefixes = true;
+    std::vector<EvalRow> staged = evaluate(*model, subs, test, calibration, c);
+    c.eval_share_prefixes = false;
+    std::vector<EvalRow> plain = evaluate(*model, subs, test, calibration, c);
+    ASSERT_EQ(staged.size(), subs.size());
+    for (size_t i = 0; i < subs.size(); ++i) {
+      EXPECT_EQ(staged[i].submodel, subs[i].str());
+      EXPECT_EQ(staged[i].submodel, plain[i].submodel);
+      EXPECT_EQ(staged[i].params, plain[i].params);
+      EXPECT_EQ(staged[i].flops, plain[i].flops);
+      EXPECT_EQ(staged[i].accuracy, plain[i].accuracy) << subs[i].str();
+      EXPECT_EQ(staged[i].loss, plain[i].loss) << subs[i].str();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sn

@@ -71,6 +71,7 @@ std::vector<Field> fields(TrainConfig& c) {
       {"eval.latency_repeats", Kind::integer, &c.latency_repeats},
       {"eval.recalibration_batches", Kind::integer, &c.recalibration_batches},
       {"eval.submodels", Kind::text, &c.eval_submodels},
+      {"eval.share_prefixes", Kind::boolean, &c.eval_share_prefixes},
   };
 }
 

@@ -67,6 +67,8 @@ struct TrainConfig {
   int64_t latency_repeats = 5;
   int64_t recalibration_batches = 10;
   std::string eval_submodels = "all";  // "all" or sub-models separated by ';'
+  // Compute the activations that sub-models share once (models with stages; train/evaluate.h).
+  bool eval_share_prefixes = true;
 
   OptimizerConfig optimizer_config() const;
   Schedule schedule_config() const;

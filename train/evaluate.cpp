@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "autograd/ops.h"
@@ -27,6 +28,122 @@ void count_correct(const Tensor& logits, const Tensor& labels, int64_t& correct)
     correct += int64_t(best) == t[i];
   }
 }
+
+// The median time of config.latency_repeats forward passes of one small batch (after one more
+// that warms the caches).
+double measure_latency_ms(Model& model, const SubModel& sub, int64_t index, const Dataset& test,
+                          const TrainConfig& config) {
+  const Device device = model.device();
+  Tensor probe = test.images.narrow(0, 0, std::min(config.latency_batch, test.size())).contiguous().to(device);
+  std::vector<double> times;
+  for (int64_t r = 0; r <= config.latency_repeats; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    model.forward(probe, {sub, index, nullptr});
+    backend_for(device).synchronize();  // GPU kernels run asynchronously: time their completion
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) times.push_back(ms);
+  }
+  std::nth_element(times.begin(), times.begin() + int64_t(times.size() / 2), times.end());
+  return times[times.size() / 2];
+}
+
+// The calibration batches recalibrate_batch_norms runs, in its order.
+std::vector<Tensor> calibration_batches(const Dataset& data, const TrainConfig& c, const Device& device) {
+  BatchLoader loader(data, std::min(c.batch_size, data.size()), true, Augment{}, c.seed ^ 0x7e11, 0);
+  const int64_t batches = std::min(c.recalibration_batches, loader.batches_per_epoch());
+  std::vector<Tensor> out;
+  for (int64_t b = 0; b < batches; ++b) out.push_back(loader.make(0, b).images.to(device));
+  return out;
+}
+
+// Evaluation through the model's stages: the sub-models are grouped by the values of the axes
+// of stages 0..s, depth first, and each group's stage-s activations (of the test batches, and of
+// the calibration batches with recalibration) are computed once from its parent's. Each stage's
+// BatchNorm statistics are recalibrated once per group, from the same batches in the same order
+// as recalibrate_batch_norms; the test batches are evaluate()'s.
+class StagedEvaluation {
+ public:
+  StagedEvaluation(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
+                   const Dataset& calibration, const TrainConfig& config, bool recal,
+                   const std::function<void(int64_t, int64_t)>& progress)
+      : model_(model), subs_(subs), test_(test), config_(config), recal_(recal), progress_(progress),
+        stages_(model.stages()), rows_(subs.size()) {
+    const Device device = model.device();
+    for (int64_t start = 0; start < test.size(); start += config.eval_batch_size) {
+      const int64_t len = std::min(config.eval_batch_size, test.size() - start);
+      inputs_.push_back(test.images.narrow(0, start, len).to(device));
+      labels_.push_back(test.labels.narrow(0, start, len).to(device));
+    }
+    if (recal) calibration_ = calibration_batches(calibration, config, device);
+  }
+
+  std::vector<EvalRow> run() {
+    std::vector<size_t> all(subs_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    model_.eval();
+    visit(0, all, inputs_, calibration_);
+    return rows_;
+  }
+
+ private:
+  void visit(size_t s, const std::vector<size_t>& members, const std::vector<Tensor>& test_in,
+             const std::vector<Tensor>& calibration_in) {
+    std::map<std::vector<int64_t>, std::vector<size_t>> groups;  // by the values of stage s's axes
+    for (size_t i : members) {
+      std::vector<int64_t> key;
+      for (const std::string& axis : stages_[s].axes) key.push_back(subs_[i].get(axis));
+      groups[key].push_back(i);
+    }
+    for (const auto& [key, group] : groups) {
+      const SubModel& sub = subs_[group.front()];  // any member: they agree on stages 0..s
+      const ForwardContext ctx{sub, model_.space().index_of(sub), nullptr};
+      std::vector<Tensor> calibration_out;
+      if (recal_) {
+        for (BatchNorm2d* bn : stages_[s].batch_norms) bn->begin_recalibration();
+        model_.train();
+        for (const Tensor& x : calibration_in) calibration_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
+        for (BatchNorm2d* bn : stages_[s].batch_norms) bn->end_recalibration();
+        model_.eval();
+      }
+      std::vector<Tensor> test_out;
+      for (const Tensor& x : test_in) test_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
+      if (s + 1 < stages_.size()) visit(s + 1, group, test_out, calibration_out);
+      else finish(group, test_out);
+    }
+  }
+
+  // Rows for the sub-models whose logits these are (one sub-model, listed once or more).
+  void finish(const std::vector<size_t>& group, const std::vector<Tensor>& logits) {
+    int64_t correct = 0;
+    double loss_sum = 0;
+    for (size_t b = 0; b < logits.size(); ++b) {
+      loss_sum += double(cross_entropy(logits[b], labels_[b], Reduction::sum).item());
+      count_correct(logits[b], labels_[b], correct);
+    }
+    for (size_t i : group) {
+      const SubModel& sub = subs_[i];
+      EvalRow& row = rows_[i];
+      row.submodel = sub.str();
+      row.params = model_.parameter_count(sub);
+      row.flops = model_.flops(sub);
+      row.accuracy = double(correct) / double(test_.size());
+      row.loss = loss_sum / double(test_.size());
+      row.latency_ms = measure_latency_ms(model_, sub, model_.space().index_of(sub), test_, config_);
+      if (progress_) progress_(++done_, int64_t(subs_.size()));
+    }
+  }
+
+  Model& model_;
+  const std::vector<SubModel>& subs_;
+  const Dataset& test_;
+  const TrainConfig& config_;
+  const bool recal_;
+  const std::function<void(int64_t, int64_t)>& progress_;
+  const std::vector<Model::Stage> stages_;
+  std::vector<Tensor> inputs_, labels_, calibration_;
+  std::vector<EvalRow> rows_;
+  int64_t done_ = 0;
+};
 
 }  // namespace
 
@@ -55,13 +172,7 @@ void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, c
   if (bns.empty()) return;
   for (BatchNorm2d* bn : bns) bn->begin_recalibration();
   model.train();
-  BatchLoader loader(data, std::min(c.batch_size, data.size()), true, Augment{}, c.seed ^ 0x7e11, 0);
-  const int64_t batches = std::min(c.recalibration_batches, loader.batches_per_epoch());
-  const Device device = model.device();
-  for (int64_t b = 0; b < batches; ++b) {
-    Batch batch = loader.make(0, b);
-    model.forward(batch.images.to(device), {sub, index, nullptr});
-  }
+  for (const Tensor& x : calibration_batches(data, c, model.device())) model.forward(x, {sub, index, nullptr});
   for (BatchNorm2d* bn : bns) bn->end_recalibration();
   model.eval();
 }
@@ -75,6 +186,13 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
   const int64_t n = test.size();
   const Device device = model.device();
   SN_CHECK(n > 0, "eval", "the test set is empty");
+  // Shared stages need statistics that do not belong to one sub-model.
+  const bool shareable = parse_bn_stats(config.bn_stats) != BnStats::per_submodel || model.batch_norms().empty();
+  if (config.eval_share_prefixes && shareable && subs.size() > 1 && !model.stages().empty()) {
+    std::vector<EvalRow> staged = StagedEvaluation(model, subs, test, calibration, config, recal, progress).run();
+    model.train();
+    return staged;
+  }
   for (const SubModel& sub : subs) {
     const int64_t index = model.space().index_of(sub);
     if (recal) recalibrate_batch_norms(model, sub, index, calibration, config);
@@ -94,18 +212,7 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
     }
     row.accuracy = double(correct) / double(n);
     row.loss = loss_sum / double(n);
-    // Latency: the median of several forward passes of one small batch.
-    Tensor probe = test.images.narrow(0, 0, std::min(config.latency_batch, n)).contiguous().to(device);
-    std::vector<double> times;
-    for (int64_t r = 0; r <= config.latency_repeats; ++r) {
-      auto t0 = std::chrono::steady_clock::now();
-      model.forward(probe, {sub, index, nullptr});
-      backend_for(device).synchronize();  // GPU kernels run asynchronously: time their completion
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0) times.push_back(ms);  // the first run warms caches
-    }
-    std::nth_element(times.begin(), times.begin() + int64_t(times.size() / 2), times.end());
-    row.latency_ms = times[times.size() / 2];
+    row.latency_ms = measure_latency_ms(model, sub, index, test, config);
     rows.push_back(row);
     if (progress) progress(int64_t(rows.size()), int64_t(subs.size()));
   }
