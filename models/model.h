@@ -28,7 +28,9 @@ class Model : public Layer {
   // computed once (W2: every sub-model of one width and depth.s1 has the same stem and first
   // stage). None by default: evaluation then runs one whole forward pass per sub-model.
   struct Stage {
-    std::vector<std::string> axes;           // the axes this stage adds to the earlier stages'
+    // What the stage's output depends on besides its input, e.g. the values of some axes:
+    // sub-models with equal keys at stages 0..s share stage s's output.
+    std::function<std::vector<int64_t>(const SubModel&)> key;
     std::vector<BatchNorm2d*> batch_norms;  // the BatchNorm layers inside it
   };
   virtual std::vector<Stage> stages() { return {}; }

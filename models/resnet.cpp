@@ -103,7 +103,16 @@ class SortedResNet final : public Model {
 
   // Stem and stage 1 (width, depth.s1), stage 2 (+ depth.s2), stage 3 and the head (+ depth.s3).
   std::vector<Stage> stages() override {
-    return {{{"width", "depth.s1"}, stage_bns_[0]}, {{"depth.s2"}, stage_bns_[1]}, {{"depth.s3"}, stage_bns_[2]}};
+    auto axes = [](std::vector<std::string> names) {
+      return [names](const SubModel& sub) {
+        std::vector<int64_t> key;
+        for (const std::string& n : names) key.push_back(sub.get(n));
+        return key;
+      };
+    };
+    return {{axes({"width", "depth.s1"}), stage_bns_[0]},
+            {axes({"depth.s2"}), stage_bns_[1]},
+            {axes({"depth.s3"}), stage_bns_[2]}};
   }
 
   Tensor forward_stage(int64_t s, const Tensor& h, const ForwardContext& ctx) override {

@@ -43,12 +43,25 @@ class SortedVit final : public Model {
   }
 
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override {
-    const int64_t N = x.size(0), grid = kImage / kPatch;
-    // [N, 1, 28, 28] -> [N, 49, 16]: patch (py, px) holds rows py·4.., columns px·4...
-    Tensor patches = x.reshape({N, grid, kPatch, grid, kPatch}).permute({0, 1, 3, 2, 4}).reshape({N, kTokens, kPatch * kPatch});
-    Tensor cls = zeros({N, 1, kDim}, DType::f32, x.device()) + cls_;  // broadcast: its gradient sums over N
-    Tensor h = cat({cls, patch_->forward(patches, ctx)}, 1) + pos_;
-    h = blocks_->forward(h, ctx);
+    return head_->forward(norm_->forward(blocks_->forward(embed(x, ctx), ctx).select(1, 0), ctx), ctx);
+  }
+
+  // The embedding and block 0 (heads, ffn), then block b for b = 1.. (whether depth > b: a
+  // shallower sub-model passes its input on), then the final norm and the head: every depth of
+  // one (heads, ffn) shares the blocks below it.
+  std::vector<Stage> stages() override {
+    std::vector<Stage> out{{[](const SubModel& s) { return std::vector<int64_t>{s.get("heads"), s.get("ffn")}; }, {}}};
+    for (int64_t b = 1; b < int64_t(blocks_->size()); ++b)
+      out.push_back({[b](const SubModel& s) { return std::vector<int64_t>{s.get("depth") > b}; }, {}});
+    out.push_back({[](const SubModel&) { return std::vector<int64_t>{}; }, {}});
+    return out;
+  }
+
+  Tensor forward_stage(int64_t s, const Tensor& h, const ForwardContext& ctx) override {
+    const int64_t blocks = int64_t(blocks_->size());
+    SN_CHECK(s >= 0 && s <= blocks, "fmnist-vit", "no stage ", s, " (stages 0-", blocks, ")");
+    if (s == 0) return (*blocks_)[0].forward(embed(h, ctx), ctx);
+    if (s < blocks) return ctx.sub.get("depth") > s ? (*blocks_)[size_t(s)].forward(h, ctx) : h;
     return head_->forward(norm_->forward(h.select(1, 0), ctx), ctx);
   }
 
@@ -61,6 +74,15 @@ class SortedVit final : public Model {
   int64_t classes() const override { return kClasses; }
 
  private:
+  // The tokens: the CLS token, then the patches' embeddings, plus the position embeddings.
+  Tensor embed(const Tensor& x, const ForwardContext& ctx) {
+    const int64_t N = x.size(0), grid = kImage / kPatch;
+    // [N, 1, 28, 28] -> [N, 49, 16]: patch (py, px) holds rows py·4.., columns px·4...
+    Tensor patches = x.reshape({N, grid, kPatch, grid, kPatch}).permute({0, 1, 3, 2, 4}).reshape({N, kTokens, kPatch * kPatch});
+    Tensor cls = zeros({N, 1, kDim}, DType::f32, x.device()) + cls_;  // broadcast: its gradient sums over N
+    return cat({cls, patch_->forward(patches, ctx)}, 1) + pos_;
+  }
+
   static constexpr int64_t kImage = 28, kPatch = 4, kTokens = 49, kDim = 192, kDepth = 6, kHeads = 6,
                            kHeadDim = 32, kFfn = 768, kClasses = 10;
   std::shared_ptr<Linear> patch_, head_;

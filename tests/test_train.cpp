@@ -420,8 +420,9 @@ TEST(Trainer, DistillationAndFreshBatchesPerSubModel) {
 }
 
 // Evaluating many sub-models through the model's stages (each shared prefix computed once) gives
-// exactly the rows of one whole forward pass per sub-model — with recalibrated or with shared
-// BatchNorm statistics, for a list in any order with a name given twice, on ragged test batches.
+// exactly the rows of one whole forward pass per sub-model: W2 with recalibrated and with shared
+// BatchNorm statistics, W3 (depths sharing their blocks); a list in any order with a name given
+// twice, ragged test batches, and the test set in one chunk or in several (statistics restored).
 TEST(Evaluate, SharedStagesGiveTheRowsOfOnePassPerSubModel) {
   Generator gen(5);
   auto dataset = [&](int64_t n) {
@@ -434,30 +435,42 @@ TEST(Evaluate, SharedStagesGiveTheRowsOfOnePassPerSubModel) {
     return d;
   };
   const Dataset test = dataset(37), calibration = dataset(48);
-  for (const char* mode : {"recalibrate", "shared"}) {
-    SCOPED_TRACE(mode);
-    auto model = make_model({"fmnist-resnet", parse_bn_stats(mode), 3});
-    ASSERT_EQ(model->stages().size(), 3u);
+  struct Case {
+    const char* model;
+    const char* bn_stats;
+    size_t stages;
+    std::vector<int64_t> subs;
+  };
+  for (const Case& k : {Case{"fmnist-resnet", "recalibrate", 3, {215, 0, 77, 13, 200, 77, 5, 100, 150, 31, 26}},
+                        Case{"fmnist-resnet", "shared", 3, {215, 0, 77, 13, 200, 5, 31, 26}},
+                        Case{"fmnist-vit", "per_submodel", 7, {71, 0, 5, 11, 12, 40, 41, 5, 70}}}) {
+    auto model = make_model({k.model, parse_bn_stats(k.bn_stats), 3});
+    ASSERT_EQ(model->stages().size(), k.stages);
     TrainConfig c;
-    c.bn_stats = mode;
+    c.bn_stats = k.bn_stats;
     c.batch_size = 16;
     c.recalibration_batches = 2;
     c.eval_batch_size = 10;
     c.latency_repeats = 1;
     std::vector<SubModel> subs;
-    for (int64_t i : {215, 0, 77, 13, 200, 77, 5, 100, 150, 31, 26}) subs.push_back(model->space().at(i));
-    c.eval_share_prefixes = true;
-    std::vector<EvalRow> staged = evaluate(*model, subs, test, calibration, c);
+    for (int64_t i : k.subs) subs.push_back(model->space().at(i));
     c.eval_share_prefixes = false;
-    std::vector<EvalRow> plain = evaluate(*model, subs, test, calibration, c);
-    ASSERT_EQ(staged.size(), subs.size());
-    for (size_t i = 0; i < subs.size(); ++i) {
-      EXPECT_EQ(staged[i].submodel, subs[i].str());
-      EXPECT_EQ(staged[i].submodel, plain[i].submodel);
-      EXPECT_EQ(staged[i].params, plain[i].params);
-      EXPECT_EQ(staged[i].flops, plain[i].flops);
-      EXPECT_EQ(staged[i].accuracy, plain[i].accuracy) << subs[i].str();
-      EXPECT_EQ(staged[i].loss, plain[i].loss) << subs[i].str();
+    const std::vector<EvalRow> plain = evaluate(*model, subs, test, calibration, c);
+    c.eval_share_prefixes = true;
+    for (int64_t chunk : {2048, 20, 7}) {  // one chunk; two (20 + 17); four of one batch (7 -> 10)
+      SCOPED_TRACE(std::string(k.model) + " " + k.bn_stats + ", chunk " + std::to_string(chunk));
+      c.eval_share_chunk = chunk;
+      const std::vector<EvalRow> staged = evaluate(*model, subs, test, calibration, c);
+      ASSERT_EQ(staged.size(), subs.size());
+      for (size_t i = 0; i < subs.size(); ++i) {
+        EXPECT_EQ(staged[i].submodel, subs[i].str());
+        EXPECT_EQ(staged[i].submodel, plain[i].submodel);
+        EXPECT_EQ(staged[i].params, plain[i].params);
+        EXPECT_EQ(staged[i].flops, plain[i].flops);
+        EXPECT_EQ(staged[i].accuracy, plain[i].accuracy) << subs[i].str();
+        EXPECT_EQ(staged[i].loss, plain[i].loss) << subs[i].str();
+        EXPECT_GT(staged[i].latency_ms, 0.0);
+      }
     }
   }
 }

@@ -72,6 +72,7 @@ std::vector<Field> fields(TrainConfig& c) {
       {"eval.recalibration_batches", Kind::integer, &c.recalibration_batches},
       {"eval.submodels", Kind::text, &c.eval_submodels},
       {"eval.share_prefixes", Kind::boolean, &c.eval_share_prefixes},
+      {"eval.share_chunk", Kind::integer, &c.eval_share_chunk},
   };
 }
 
@@ -129,6 +130,7 @@ void validate(const TrainConfig& c) {
   positive("train.epochs", c.epochs);
   positive("train.submodels_per_step", c.submodels_per_step);
   positive("eval.batch_size", c.eval_batch_size);
+  positive("eval.share_chunk", c.eval_share_chunk);
   positive("eval.latency_batch", c.latency_batch);
   positive("eval.latency_repeats", c.latency_repeats);
   positive("train.log_every", c.log_every);

@@ -67,8 +67,10 @@ struct TrainConfig {
   int64_t latency_repeats = 5;
   int64_t recalibration_batches = 10;
   std::string eval_submodels = "all";  // "all" or sub-models separated by ';'
-  // Compute the activations that sub-models share once (models with stages; train/evaluate.h).
+  // Compute the activations that sub-models share once (models with stages; train/evaluate.h),
+  // holding those of at most this many test images at a time.
   bool eval_share_prefixes = true;
+  int64_t eval_share_chunk = 2048;
 
   OptimizerConfig optimizer_config() const;
   Schedule schedule_config() const;

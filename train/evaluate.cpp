@@ -56,79 +56,110 @@ std::vector<Tensor> calibration_batches(const Dataset& data, const TrainConfig& 
   return out;
 }
 
-// Evaluation through the model's stages: the sub-models are grouped by the values of the axes
-// of stages 0..s, depth first, and each group's stage-s activations (of the test batches, and of
-// the calibration batches with recalibration) are computed once from its parent's. Each stage's
+// Evaluation through the model's stages: the sub-models are grouped by their keys at stages
+// 0..s, depth first, and each group's stage-s activations (of the test batches, and of the
+// calibration batches with recalibration) are computed once from its parent's. Each stage's
 // BatchNorm statistics are recalibrated once per group, from the same batches in the same order
-// as recalibrate_batch_norms; the test batches are evaluate()'s.
+// as recalibrate_batch_norms. The test set goes through in chunks of whole evaluation batches
+// (evaluate()'s batches), which bounds the activations kept; the statistics of each group are
+// recalibrated in the first chunk and restored in the others.
 class StagedEvaluation {
  public:
   StagedEvaluation(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
                    const Dataset& calibration, const TrainConfig& config, bool recal,
                    const std::function<void(int64_t, int64_t)>& progress)
-      : model_(model), subs_(subs), test_(test), config_(config), recal_(recal), progress_(progress),
-        stages_(model.stages()), rows_(subs.size()) {
-    const Device device = model.device();
-    for (int64_t start = 0; start < test.size(); start += config.eval_batch_size) {
-      const int64_t len = std::min(config.eval_batch_size, test.size() - start);
-      inputs_.push_back(test.images.narrow(0, start, len).to(device));
-      labels_.push_back(test.labels.narrow(0, start, len).to(device));
-    }
-    if (recal) calibration_ = calibration_batches(calibration, config, device);
+      : model_(model), subs_(subs), test_(test), config_(config), progress_(progress), stages_(model.stages()),
+        rows_(subs.size()), correct_(subs.size(), 0), loss_sum_(subs.size(), 0.0) {
+    if (recal) calibration_ = calibration_batches(calibration, config, model.device());
   }
 
   std::vector<EvalRow> run() {
     std::vector<size_t> all(subs_.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
     model_.eval();
-    visit(0, all, inputs_, calibration_);
+    const int64_t n = test_.size(), batch = config_.eval_batch_size;
+    const int64_t chunk = batch * std::max<int64_t>(1, config_.eval_share_chunk / batch);  // whole batches
+    for (int64_t first = 0; first < n; first += chunk) {
+      first_chunk_ = first == 0;
+      last_chunk_ = first + chunk >= n;
+      std::vector<Tensor> inputs;
+      labels_.clear();
+      for (int64_t start = first; start < std::min(n, first + chunk); start += batch) {
+        const int64_t len = std::min(batch, n - start);
+        inputs.push_back(test_.images.narrow(0, start, len).to(model_.device()));
+        labels_.push_back(test_.labels.narrow(0, start, len).to(model_.device()));
+      }
+      visit(0, all, {}, inputs, calibration_);
+    }
     return rows_;
   }
 
  private:
-  void visit(size_t s, const std::vector<size_t>& members, const std::vector<Tensor>& test_in,
-             const std::vector<Tensor>& calibration_in) {
-    std::map<std::vector<int64_t>, std::vector<size_t>> groups;  // by the values of stage s's axes
-    for (size_t i : members) {
-      std::vector<int64_t> key;
-      for (const std::string& axis : stages_[s].axes) key.push_back(subs_[i].get(axis));
-      groups[key].push_back(i);
-    }
+  void visit(size_t s, const std::vector<size_t>& members, const std::vector<int64_t>& path,
+             const std::vector<Tensor>& test_in, const std::vector<Tensor>& calibration_in) {
+    std::map<std::vector<int64_t>, std::vector<size_t>> groups;  // by the key of stage s
+    for (size_t i : members) groups[stages_[s].key(subs_[i])].push_back(i);
     for (const auto& [key, group] : groups) {
       const SubModel& sub = subs_[group.front()];  // any member: they agree on stages 0..s
       const ForwardContext ctx{sub, model_.space().index_of(sub), nullptr};
+      std::vector<int64_t> here = path;  // this group: the stage, then the keys so far
+      here.push_back(-1 - int64_t(s));
+      here.insert(here.end(), key.begin(), key.end());
       std::vector<Tensor> calibration_out;
-      if (recal_) {
-        for (BatchNorm2d* bn : stages_[s].batch_norms) bn->begin_recalibration();
-        model_.train();
-        for (const Tensor& x : calibration_in) calibration_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
-        for (BatchNorm2d* bn : stages_[s].batch_norms) bn->end_recalibration();
-        model_.eval();
-      }
+      if (!calibration_.empty()) recalibrate(s, here, ctx, calibration_in, calibration_out);
       std::vector<Tensor> test_out;
       for (const Tensor& x : test_in) test_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
-      if (s + 1 < stages_.size()) visit(s + 1, group, test_out, calibration_out);
+      if (s + 1 < stages_.size()) visit(s + 1, group, here, test_out, calibration_out);
       else finish(group, test_out);
     }
   }
 
-  // Rows for the sub-models whose logits these are (one sub-model, listed once or more).
+  // Stage s's BatchNorm statistics for this group: computed in the first chunk (which also gives
+  // the calibration activations its children need), restored in the others.
+  void recalibrate(size_t s, const std::vector<int64_t>& group_path, const ForwardContext& ctx,
+                   const std::vector<Tensor>& calibration_in, std::vector<Tensor>& calibration_out) {
+    const std::vector<BatchNorm2d*>& bns = stages_[s].batch_norms;
+    std::vector<Tensor>& saved = saved_stats_[group_path];
+    if (!first_chunk_) {
+      for (size_t b = 0; b < bns.size(); ++b) {
+        bns[b]->running_mean.copy_(saved[2 * b]);
+        bns[b]->running_var.copy_(saved[2 * b + 1]);
+      }
+      return;
+    }
+    for (BatchNorm2d* bn : bns) bn->begin_recalibration();
+    model_.train();
+    for (const Tensor& x : calibration_in) calibration_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
+    for (BatchNorm2d* bn : bns) bn->end_recalibration();
+    model_.eval();
+    if (last_chunk_) return;  // nothing to restore later
+    for (BatchNorm2d* bn : bns) {
+      saved.push_back(bn->running_mean.clone());
+      saved.push_back(bn->running_var.clone());
+    }
+  }
+
+  // Adds this chunk's counts to the rows of the sub-models whose logits these are (one sub-model,
+  // listed once or more); the first chunk also measures their latency, the last fills the rows.
   void finish(const std::vector<size_t>& group, const std::vector<Tensor>& logits) {
     int64_t correct = 0;
     double loss_sum = 0;
     for (size_t b = 0; b < logits.size(); ++b) {
-      loss_sum += double(cross_entropy(logits[b], labels_[b], Reduction::sum).item());
+      loss_sum = double(cross_entropy(logits[b], labels_[b], Reduction::sum).item());
       count_correct(logits[b], labels_[b], correct);
+      for (size_t i : group) loss_sum_[i] += loss_sum;  // batch by batch, in order, as evaluate()
     }
     for (size_t i : group) {
       const SubModel& sub = subs_[i];
       EvalRow& row = rows_[i];
+      correct_[i] += correct;
+      if (first_chunk_) row.latency_ms = measure_latency_ms(model_, sub, model_.space().index_of(sub), test_, config_);
+      if (!last_chunk_) continue;
       row.submodel = sub.str();
       row.params = model_.parameter_count(sub);
       row.flops = model_.flops(sub);
-      row.accuracy = double(correct) / double(test_.size());
-      row.loss = loss_sum / double(test_.size());
-      row.latency_ms = measure_latency_ms(model_, sub, model_.space().index_of(sub), test_, config_);
+      row.accuracy = double(correct_[i]) / double(test_.size());
+      row.loss = loss_sum_[i] / double(test_.size());
       if (progress_) progress_(++done_, int64_t(subs_.size()));
     }
   }
@@ -137,11 +168,14 @@ class StagedEvaluation {
   const std::vector<SubModel>& subs_;
   const Dataset& test_;
   const TrainConfig& config_;
-  const bool recal_;
   const std::function<void(int64_t, int64_t)>& progress_;
   const std::vector<Model::Stage> stages_;
-  std::vector<Tensor> inputs_, labels_, calibration_;
+  std::vector<Tensor> calibration_, labels_;
+  std::map<std::vector<int64_t>, std::vector<Tensor>> saved_stats_;  // by group path
   std::vector<EvalRow> rows_;
+  std::vector<int64_t> correct_;
+  std::vector<double> loss_sum_;
+  bool first_chunk_ = true, last_chunk_ = true;
   int64_t done_ = 0;
 };
 

@@ -23,11 +23,11 @@ struct EvalRow {
 // are first recomputed on `calibration` batches (train mode, no gradients). `progress` is
 // called after each sub-model with (done, total).
 // For a model with stages (Model::stages) and BatchNorm statistics that are not per sub-model,
-// sub-models that agree on the axes of its first stages share those stages' activations and
+// sub-models that agree on the keys of its first stages share those stages' activations and
 // recalibrated statistics, computed once (config.eval_share_prefixes; W2's 216 sub-models: about
-// half the work). Same kernels on the same batches: the same rows, bit for bit; the activations
-// of the whole test set are kept for the stages along one path (W2, 10 000 images at full width:
-// about 1.5 GB).
+// half the work; W3's depths share their blocks). Same kernels on the same batches: the same
+// rows, bit for bit. The activations of up to config.eval_share_chunk test images (2048) are
+// kept for each stage along one path (W2 at full width: about 300 MB).
 std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
                               const Dataset& calibration, const TrainConfig& config,
                               const std::function<void(int64_t, int64_t)>& progress = {});
