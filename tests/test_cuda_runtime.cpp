@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/allocator.h"
 #include "kernels/cuda/cublas_loader.h"
@@ -40,6 +42,9 @@ TEST(CudaLibraries, CublasIsOpenedOnFirstUse) {
 // evaluation command applies both). Flags only: runs without a GPU too.
 TEST(CudaLibraries, EnvironmentOverridesTheRecipesPrecision) {
   const MatmulPrecision before = matmul_precision();
+  std::vector<std::pair<std::string, std::string>> kept;  // the caller's settings, put back at the end
+  for (const char* name : {"SN_CUDA_TF32", "SN_CUDA_BF16"})
+    if (const char* v = std::getenv(name)) kept.emplace_back(name, v), ::unsetenv(name);
   apply_matmul_precision("tf32");
   EXPECT_EQ(matmul_precision(), MatmulPrecision::tf32);
   ::setenv("SN_CUDA_TF32", "0", 1);
@@ -53,6 +58,7 @@ TEST(CudaLibraries, EnvironmentOverridesTheRecipesPrecision) {
   apply_matmul_precision("bf16");
   EXPECT_EQ(matmul_precision(), MatmulPrecision::bf16);
   set_matmul_precision(before);
+  for (const auto& [name, value] : kept) ::setenv(name.c_str(), value.c_str(), 1);
 }
 
 class CudaRuntime : public ::testing::Test {

@@ -460,7 +460,14 @@ TEST(Evaluate, SharedStagesGiveTheRowsOfOnePassPerSubModel) {
     for (int64_t chunk : {2048, 20, 7}) {  // one chunk; two (20 + 17); four of one batch (7 -> 10)
       SCOPED_TRACE(std::string(k.model) + " " + k.bn_stats + ", chunk " + std::to_string(chunk));
       c.eval_share_chunk = chunk;
-      const std::vector<EvalRow> staged = evaluate(*model, subs, test, calibration, c);
+      std::vector<int64_t> progress;  // reported as sub-models' worth of the passes over the chunks
+      const std::vector<EvalRow> staged = evaluate(*model, subs, test, calibration, c, [&](int64_t done, int64_t all) {
+        EXPECT_EQ(all, int64_t(subs.size()));
+        EXPECT_TRUE(progress.empty() || done > progress.back());
+        progress.push_back(done);
+      });
+      ASSERT_FALSE(progress.empty());
+      EXPECT_EQ(progress.back(), int64_t(subs.size()));
       ASSERT_EQ(staged.size(), subs.size());
       for (size_t i = 0; i < subs.size(); ++i) {
         EXPECT_EQ(staged[i].submodel, subs[i].str());

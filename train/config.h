@@ -68,7 +68,7 @@ struct TrainConfig {
   int64_t recalibration_batches = 10;
   std::string eval_submodels = "all";  // "all" or sub-models separated by ';'
   // Compute the activations that sub-models share once (models with stages; train/evaluate.h),
-  // holding those of at most this many test images at a time.
+  // holding those of about this many test images at a time (whole evaluation batches, at least one).
   bool eval_share_prefixes = true;
   int64_t eval_share_chunk = 2048;
 

@@ -56,6 +56,26 @@ std::vector<Tensor> calibration_batches(const Dataset& data, const TrainConfig& 
   return out;
 }
 
+// BatchNorm layers averaging their statistics over the next batches, with the model in train
+// mode, until this ends (also when a forward pass throws): then back to eval mode.
+class Recalibrating {
+ public:
+  Recalibrating(Model& model, const std::vector<BatchNorm2d*>& bns) : model_(model), bns_(bns) {
+    for (BatchNorm2d* bn : bns_) bn->begin_recalibration();
+    model_.train();
+  }
+  ~Recalibrating() {
+    for (BatchNorm2d* bn : bns_) bn->end_recalibration();
+    model_.eval();
+  }
+  Recalibrating(const Recalibrating&) = delete;
+  Recalibrating& operator=(const Recalibrating&) = delete;
+
+ private:
+  Model& model_;
+  const std::vector<BatchNorm2d*>& bns_;
+};
+
 // Evaluation through the model's stages: the sub-models are grouped by their keys at stages
 // 0..s, depth first, and each group's stage-s activations (of the test batches, and of the
 // calibration batches with recalibration) are computed once from its parent's. Each stage's
@@ -70,7 +90,12 @@ class StagedEvaluation {
                    const std::function<void(int64_t, int64_t)>& progress)
       : model_(model), subs_(subs), test_(test), config_(config), progress_(progress), stages_(model.stages()),
         rows_(subs.size()), correct_(subs.size(), 0), loss_sum_(subs.size(), 0.0) {
-    if (recal) calibration_ = calibration_batches(calibration, config, model.device());
+    if (!recal) return;
+    size_t staged = 0;
+    for (const Model::Stage& stage : stages_) staged += stage.batch_norms.size();
+    SN_CHECK(staged == model.batch_norms().size(), "eval", "the model's stages hold ", staged, " of its ",
+             model.batch_norms().size(), " BatchNorm layers: each must belong to one stage");
+    calibration_ = calibration_batches(calibration, config, model.device());
   }
 
   std::vector<EvalRow> run() {
@@ -79,6 +104,7 @@ class StagedEvaluation {
     model_.eval();
     const int64_t n = test_.size(), batch = config_.eval_batch_size;
     const int64_t chunk = batch * std::max<int64_t>(1, config_.eval_share_chunk / batch);  // whole batches
+    chunks_ = (n + chunk - 1) / chunk;
     for (int64_t first = 0; first < n; first += chunk) {
       first_chunk_ = first == 0;
       last_chunk_ = first + chunk >= n;
@@ -127,11 +153,10 @@ class StagedEvaluation {
       }
       return;
     }
-    for (BatchNorm2d* bn : bns) bn->begin_recalibration();
-    model_.train();
-    for (const Tensor& x : calibration_in) calibration_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
-    for (BatchNorm2d* bn : bns) bn->end_recalibration();
-    model_.eval();
+    {
+      Recalibrating recalibrating(model_, bns);
+      for (const Tensor& x : calibration_in) calibration_out.push_back(model_.forward_stage(int64_t(s), x, ctx));
+    }
     if (last_chunk_) return;  // nothing to restore later
     for (BatchNorm2d* bn : bns) {
       saved.push_back(bn->running_mean.clone());
@@ -151,17 +176,25 @@ class StagedEvaluation {
     }
     for (size_t i : group) {
       const SubModel& sub = subs_[i];
+      SN_CHECK(sub == subs_[group.front()], "eval", "the model's stage keys do not tell ", sub.str(), " from ",
+               subs_[group.front()].str());
       EvalRow& row = rows_[i];
       correct_[i] += correct;
       if (first_chunk_) row.latency_ms = measure_latency_ms(model_, sub, model_.space().index_of(sub), test_, config_);
+      report_progress();
       if (!last_chunk_) continue;
       row.submodel = sub.str();
       row.params = model_.parameter_count(sub);
       row.flops = model_.flops(sub);
       row.accuracy = double(correct_[i]) / double(test_.size());
       row.loss = loss_sum_[i] / double(test_.size());
-      if (progress_) progress_(++done_, int64_t(subs_.size()));
     }
+  }
+
+  // Every sub-model goes through every chunk: progress counts sub-models' worth of those passes.
+  void report_progress() {
+    const int64_t done = ++passes_ / chunks_;
+    if (progress_ && done > reported_) progress_(reported_ = done, int64_t(subs_.size()));
   }
 
   Model& model_;
@@ -176,7 +209,7 @@ class StagedEvaluation {
   std::vector<int64_t> correct_;
   std::vector<double> loss_sum_;
   bool first_chunk_ = true, last_chunk_ = true;
-  int64_t done_ = 0;
+  int64_t chunks_ = 1, passes_ = 0, reported_ = 0;
 };
 
 }  // namespace
@@ -204,18 +237,16 @@ void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, c
   NoGradGuard no_grad;
   auto bns = model.batch_norms();
   if (bns.empty()) return;
-  for (BatchNorm2d* bn : bns) bn->begin_recalibration();
-  model.train();
+  Recalibrating recalibrating(model, bns);
   for (const Tensor& x : calibration_batches(data, c, model.device())) model.forward(x, {sub, index, nullptr});
-  for (BatchNorm2d* bn : bns) bn->end_recalibration();
-  model.eval();
 }
 
 std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
                               const Dataset& calibration, const TrainConfig& config,
                               const std::function<void(int64_t, int64_t)>& progress) {
   NoGradGuard no_grad;
-  const bool recal = parse_bn_stats(config.bn_stats) == BnStats::recalibrate && config.recalibration_batches > 0;
+  const bool recal = parse_bn_stats(config.bn_stats) == BnStats::recalibrate && config.recalibration_batches > 0 &&
+                     !model.batch_norms().empty();
   std::vector<EvalRow> rows;
   const int64_t n = test.size();
   const Device device = model.device();
@@ -223,7 +254,13 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
   // Shared stages need statistics that do not belong to one sub-model.
   const bool shareable = parse_bn_stats(config.bn_stats) != BnStats::per_submodel || model.batch_norms().empty();
   if (config.eval_share_prefixes && shareable && subs.size() > 1 && !model.stages().empty()) {
-    std::vector<EvalRow> staged = StagedEvaluation(model, subs, test, calibration, config, recal, progress).run();
+    std::vector<EvalRow> staged;
+    try {
+      staged = StagedEvaluation(model, subs, test, calibration, config, recal, progress).run();
+    } catch (...) {
+      model.train();
+      throw;
+    }
     model.train();
     return staged;
   }

@@ -22,12 +22,14 @@ struct EvalRow {
 // Evaluates `subs` on `test`. With BnStats::recalibrate, each sub-model's BatchNorm statistics
 // are first recomputed on `calibration` batches (train mode, no gradients). `progress` is
 // called after each sub-model with (done, total).
-// For a model with stages (Model::stages) and BatchNorm statistics that are not per sub-model,
-// sub-models that agree on the keys of its first stages share those stages' activations and
-// recalibrated statistics, computed once (config.eval_share_prefixes; W2's 216 sub-models: about
-// half the work; W3's depths share their blocks). Same kernels on the same batches: the same
-// rows, bit for bit. The activations of up to config.eval_share_chunk test images (2048) are
-// kept for each stage along one path (W2 at full width: about 300 MB).
+// For a model with stages (Model::stages) and no BatchNorm statistics per sub-model, sub-models
+// that agree on the keys of its first stages share those stages' activations and recalibrated
+// statistics, computed once (config.eval_share_prefixes; W2's 216 sub-models: about half the
+// work; W3's depths share their blocks). Same kernels on the same batches: the same rows, bit
+// for bit. Kept for each stage along one path: the activations of about config.eval_share_chunk
+// test images (2048) and, when recalibrating, of the calibration batches (W2 at full width:
+// about 300 MB and 190 MB). With recalibration the model is left with the statistics of one of
+// the evaluated sub-models (which one depends on the path taken): recalibrate before exporting.
 std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, const Dataset& test,
                               const Dataset& calibration, const TrainConfig& config,
                               const std::function<void(int64_t, int64_t)>& progress = {});

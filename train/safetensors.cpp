@@ -211,9 +211,11 @@ class FileSource final : public ByteSource {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     SN_CHECK(fd_ >= 0, "load", "cannot open '", path, "': ", std::strerror(errno));
     struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool stat_ok = ::fstat(fd_, &st) == 0;
+    if (!stat_ok || !S_ISREG(st.st_mode)) {
+      const std::string why = stat_ok ? "not a regular file" : std::strerror(errno);
       ::close(fd_);
-      fail("load", "cannot read '" + path + "': not a regular file");
+      fail("load", "cannot read '" + path + "': " + why);
     }
     size_ = uint64_t(st.st_size);
   }

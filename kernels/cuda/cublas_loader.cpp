@@ -37,7 +37,8 @@ CublasApi load() {
   // An unversioned name on the search path may find another major version than the headers'.
   using GetProperty = cublasStatus_t (*)(libraryPropertyType, int*);
   int major = -1;
-  reinterpret_cast<GetProperty>(symbol("cublasGetProperty"))(MAJOR_VERSION, &major);
+  SN_CHECK(reinterpret_cast<GetProperty>(symbol("cublasGetProperty"))(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS,
+           "cuda", "cuBLAS does not report its version");
   SN_CHECK(major == CUBLAS_VER_MAJOR, "cuda", "the cuBLAS found is version ", major, ", this build needs ",
            CUBLAS_VER_MAJOR, ": put the matching one on LD_LIBRARY_PATH");
   CublasApi api;
