@@ -24,7 +24,7 @@ class Model : public Layer {
 
   // The forward pass as a chain of stages, for evaluating many sub-models at once
   // (train/evaluate.cpp): a stage's output depends on its input and on a few axes only, so
-  // sub-models that agree on the axes of stages 0..s share stage s's activations and need them
+  // sub-models that agree on the keys of stages 0..s share stage s's activations and need them
   // computed once (W2: every sub-model of one width and depth.s1 has the same stem and first
   // stage). None by default: evaluation then runs one whole forward pass per sub-model.
   struct Stage {
