@@ -1,8 +1,6 @@
 // kernels/backend.cpp — default (missing-kernel) implementations and the backend registry.
 #include "kernels/backend.h"
 
-#include <cstdlib>
-
 #include "kernels/cpu/cpu_backend.h"
 #ifdef SN_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -73,8 +71,7 @@ void set_matmul_precision(MatmulPrecision precision) {
 void apply_matmul_precision(const std::string& recipe_precision) {
   set_matmul_precision(parse_matmul_precision(recipe_precision));
 #ifdef SN_WITH_CUDA
-  if (const char* tf32 = std::getenv("SN_CUDA_TF32")) set_cuda_tf32(std::string(tf32) != "0");
-  if (const char* bf16 = std::getenv("SN_CUDA_BF16")) set_cuda_bf16(std::string(bf16) != "0");
+  apply_cuda_precision_environment();
 #endif
 }
 

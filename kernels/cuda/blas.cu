@@ -7,6 +7,8 @@
 #include <cublas_v2.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/launch.cuh"
@@ -150,6 +152,11 @@ void set_cuda_tf32(bool enabled) { cuda::g_tf32.store(enabled); }
 bool cuda_tf32() { return cuda::g_tf32.load(); }
 void set_cuda_bf16(bool enabled) { cuda::g_bf16.store(enabled); }
 bool cuda_bf16() { return cuda::g_bf16.load(); }
+
+void apply_cuda_precision_environment() {
+  if (const char* tf32 = std::getenv("SN_CUDA_TF32")) set_cuda_tf32(std::string(tf32) != "0");
+  if (const char* bf16 = std::getenv("SN_CUDA_BF16")) set_cuda_bf16(std::string(bf16) != "0");
+}
 
 using namespace cuda;
 

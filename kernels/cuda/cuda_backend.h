@@ -75,6 +75,9 @@ bool cuda_tf32();
 // rounded to bf16 in packed copies, fp32 accumulation and fp32 outputs (see MatmulPrecision).
 void set_cuda_bf16(bool enabled);
 bool cuda_bf16();
+// SN_CUDA_TF32=0|1 and SN_CUDA_BF16=0|1, where set, applied over the current settings (at start,
+// and over a recipe's train.precision: apply_matmul_precision).
+void apply_cuda_precision_environment();
 
 // Convolutions run through cuDNN where it is built in (the default), else im2col + cuBLAS;
 // set_cuda_conv_cudnn(false) or SN_CUDA_CONV=im2col at start selects im2col.

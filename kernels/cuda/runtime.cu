@@ -156,8 +156,7 @@ void CudaBackend::synchronize() {
 
 Backend& cuda_backend() {
   static CudaBackend* backend = [] {
-    if (const char* tf32 = std::getenv("SN_CUDA_TF32")) set_cuda_tf32(std::string(tf32) != "0");
-    if (const char* bf16 = std::getenv("SN_CUDA_BF16")) set_cuda_bf16(std::string(bf16) != "0");
+    apply_cuda_precision_environment();
     register_allocator(DeviceType::CUDA, new CudaCachingAllocator());  // lives for the process
     int device = 0;
     SN_CUDA_CHECK(cudaGetDevice(&device));  // chosen before the first use (see comm_nccl.cpp)
