@@ -34,6 +34,9 @@ class Communicator {
   virtual void all_reduce_max(int64_t* data, int64_t n) = 0;
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   virtual void barrier() = 0;
+  // Every rank, together, once its last collective is done: releases what the backend holds
+  // across ranks (NCCL's communicator), within the deadline. Nothing to do for MPI and one process.
+  virtual void finish() {}
   // The same for a contiguous tensor on any device (f32 for the sum). These versions hand a CPU
   // tensor's memory to the collectives above and stage a GPU tensor through host memory; the
   // NCCL communicator reduces and broadcasts GPU tensors on the device.
@@ -59,6 +62,10 @@ std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s = 300.0);
 std::unique_ptr<Communicator> make_nccl_communicator(double timeout_s = 300.0);
 // Whether this process was started by mpirun/srun (a rank of a multi-process job).
 bool launched_by_mpi();
+// For an error only this rank hit, after it has printed why: ends every rank of the job now
+// (MPI_Abort with exit_code), where the others would wait in their next collective until
+// train.comm_timeout_s. Returns where this process is not one of several MPI ranks.
+void end_job_after_error(int exit_code);
 
 // Makes every rank's `windows` (one prefix shape per tensor) their union: the element-wise
 // maximum over ranks. Ranks that trained different sub-models then reduce the same region.

@@ -31,9 +31,10 @@ class MpiCommunicator final : public Communicator {
                "MPI_Init_thread failed");
       std::atexit(finalize_mpi);
     }
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    SN_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN) == MPI_SUCCESS &&
+                 MPI_Comm_rank(MPI_COMM_WORLD, &rank_) == MPI_SUCCESS &&
+                 MPI_Comm_size(MPI_COMM_WORLD, &size_) == MPI_SUCCESS,
+             "comm", "MPI cannot tell this process's rank");
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -42,8 +43,8 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(float* data, int64_t n) override {
     stats_.collectives++;
     stats_.bytes_reduced += n * int64_t(sizeof(float));
-    for (int64_t done = 0; done < n;) {  // MPI counts are int
-      const int count = int(std::min<int64_t>(n - done, int64_t(1) << 30));
+    for (int64_t done = 0; done < n;) {
+      const int count = int(std::min<int64_t>(n - done, kMaxCount));
       MPI_Request request;
       check(MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request), "all-reduce");
       wait(request, "all-reduce");
@@ -52,15 +53,24 @@ class MpiCommunicator final : public Communicator {
   }
   void all_reduce_max(int64_t* data, int64_t n) override {
     stats_.collectives++;
-    MPI_Request request;
-    check(MPI_Iallreduce(MPI_IN_PLACE, data, int(n), MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, &request), "all-reduce");
-    wait(request, "all-reduce");
+    for (int64_t done = 0; done < n;) {
+      const int count = int(std::min<int64_t>(n - done, kMaxCount));
+      MPI_Request request;
+      check(MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, &request),
+            "all-reduce");
+      wait(request, "all-reduce");
+      done += count;
+    }
   }
   void broadcast(void* data, int64_t bytes, int root) override {
     stats_.collectives++;
-    MPI_Request request;
-    check(MPI_Ibcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD, &request), "broadcast");
-    wait(request, "broadcast");
+    for (int64_t done = 0; done < bytes;) {  // an optimizer state or a staged GPU tensor may pass 2 GiB
+      const int count = int(std::min<int64_t>(bytes - done, kMaxCount));
+      MPI_Request request;
+      check(MPI_Ibcast(static_cast<char*>(data) + done, count, MPI_BYTE, root, MPI_COMM_WORLD, &request), "broadcast");
+      wait(request, "broadcast");
+      done += count;
+    }
   }
   void barrier() override {
     MPI_Request request;
@@ -71,8 +81,7 @@ class MpiCommunicator final : public Communicator {
  private:
   [[noreturn]] void abort_job(const std::string& message) {
     std::fprintf(stderr, "error: comm: rank %d of %d: %s; ending the job\n", rank_, size_, message.c_str());
-    std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    end_job_after_error(1);
     std::_Exit(1);
   }
   void check(int code, const char* what) {
@@ -96,11 +105,22 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  static constexpr int64_t kMaxCount = int64_t(1) << 30;  // MPI counts are int: larger data goes in pieces
   double timeout_s_;
   int rank_ = 0, size_ = 1;
 };
 
 }  // namespace
+
+void end_job_after_error(int exit_code) {
+  int initialized = 0, finalized = 0, size = 1;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized || MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS || size < 2) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
 
 std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s) {
   return std::make_unique<MpiCommunicator>(timeout_s);

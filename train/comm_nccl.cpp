@@ -49,15 +49,14 @@ int local_rank_by_hostname(Communicator& host) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  explicit NcclCommunicator(double timeout_s)
-      : host_(launched_by_mpi() ? make_mpi_communicator(timeout_s) : make_local_communicator()), timeout_s_(timeout_s) {
+  explicit NcclCommunicator(double timeout_s) : timeout_s_(timeout_s) {
+    // The GPU before MPI starts where the launcher names the local rank: a CUDA-aware MPI may
+    // create a context on the current device while it initialises.
+    const int launcher_local = launcher_local_rank();
+    if (launcher_local >= 0) select_gpu(launcher_local);
+    host_ = launched_by_mpi() ? make_mpi_communicator(timeout_s) : make_local_communicator();
+    if (launcher_local < 0) select_gpu(local_rank_by_hostname(*host_));
     const int rank = host_->rank(), size = host_->size();
-    int local = launcher_local_rank();
-    if (local < 0) local = local_rank_by_hostname(*host_);
-    const int gpus = cuda_device_count();
-    if (gpus == 0) abort_job("no CUDA device visible to this rank");
-    gpu_ = local % gpus;
-    check_cuda(cudaSetDevice(gpu_), "cudaSetDevice");
     ncclUniqueId id{};
     if (rank == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     host_->broadcast(&id, sizeof id, 0);
@@ -68,7 +67,20 @@ class NcclCommunicator final : public Communicator {
     wait_ready("initialisation");
   }
   ~NcclCommunicator() override {
-    if (comm_) ncclCommDestroy(comm_);
+    // Left over only when an error ends the run before finish(). Destroying finalises, which
+    // waits for every rank; a single rank has no one to wait for, and with more the process is
+    // about to end (the error handler ends the job), which releases the GPU anyway.
+    if (comm_ && host_->size() == 1) ncclCommDestroy(comm_);
+  }
+
+  // Every rank, together: ncclCommFinalize (non-blocking here, so polled against the deadline)
+  // completes the outstanding work, then ncclCommDestroy frees this rank's resources.
+  void finish() override {
+    if (!comm_) return;
+    check(ncclCommFinalize(comm_), "ncclCommFinalize");
+    wait_ready("finalisation");
+    check(ncclCommDestroy(comm_), "ncclCommDestroy");
+    comm_ = nullptr;
   }
 
   int rank() const override { return host_->rank(); }
@@ -110,12 +122,27 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  void select_gpu(int local) {
+    const int gpus = cuda_device_count();
+    if (gpus == 0) abort_job("no CUDA device visible to this rank");
+    if (local >= gpus)  // NCCL refuses two ranks of one communicator on one GPU
+      abort_job("local rank " + std::to_string(local) + " on this machine but " + std::to_string(gpus) +
+                " GPU(s) visible; start at most one rank per GPU");
+    gpu_ = local;
+    check_cuda(cudaSetDevice(gpu_), "cudaSetDevice");
+  }
   [[noreturn]] void abort_job(const std::string& message) {
-    std::fprintf(stderr, "error: comm: rank %d of %d: %s; ending the job\n", host_->rank(), host_->size(),
-                 message.c_str());
+    if (host_)
+      std::fprintf(stderr, "error: comm: rank %d of %d: %s; ending the job\n", host_->rank(), host_->size(),
+                   message.c_str());
+    else
+      std::fprintf(stderr, "error: comm: %s; ending the job\n", message.c_str());
     std::fflush(stderr);
+    // Several ranks: MPI_Abort ends them all now. ncclCommAbort is not called there: it expects
+    // every rank to call it, and a dead or stalled peer never will.
+    end_job_after_error(1);
     if (comm_) ncclCommAbort(comm_);
-    std::_Exit(1);  // mpirun ends the other ranks
+    std::_Exit(1);  // outside mpirun's MPI (e.g. srun without MPI initialised), the launcher ends the rest
   }
   void check(ncclResult_t r, const char* what) {
     if (r != ncclSuccess && r != ncclInProgress)

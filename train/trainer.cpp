@@ -153,6 +153,7 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   const bool per_rank = config_.data_parallel == "per-rank" && comm_->size() > 1;
   const uint64_t sampler_seed = per_rank ? config_.seed + 0x9e3779b97f4a7c15ull * uint64_t(comm_->rank() + 1) : config_.seed;
   sampler_ = std::make_unique<Sampler>(space, kind, per_step, sampler_seed, flops, config_.sampler_power);
+  const SamplerState own_sampler = sampler_->state();  // per-rank: this rank's stream at step 0
   optimizer_ = std::make_unique<Optimizer>(*model_, config_.optimizer_config());
   schedule_ = config_.schedule_config();
   loader_ = std::make_unique<BatchLoader>(train_set_, config_.batch_size, true,
@@ -166,9 +167,16 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
            config_.batch_size, ")");
   if (resume && is_lead()) resume_from_checkpoint();
   if (comm_->size() > 1) {
-    broadcast_state();
-    if (per_rank)  // this rank's own stream, advanced to the step (checkpoints keep rank 0's)
+    broadcast_state();  // rank 0's step, sampler and dropout streams (restored from a checkpoint)
+    if (per_rank) {  // this rank's own stream, advanced to the step (checkpoints keep rank 0's)
+      sampler_->set_state(own_sampler);
       for (int64_t s = 0; s < step_; ++s) sampler_->next();
+    }
+    // Each rank's slice of the batch gets masks of its own: with rank 0's stream on every rank,
+    // the ranks' examples would share their dropout masks.
+    GeneratorState dropout = dropout_rng_.state();
+    dropout.stream += uint64_t(comm_->rank());
+    dropout_rng_.set_state(dropout);
   }
   loader_->seek(step_ * batches_per_step_ / loader_->batches_per_epoch(),
                 step_ * batches_per_step_ % loader_->batches_per_epoch());
@@ -437,6 +445,7 @@ std::vector<EvalRow> Trainer::run() {
   }
   train_until(total_steps_);
   checkpoint();
+  comm_->finish();  // every rank is here; rank 0's evaluation below may take longer than the deadline
   if (!is_lead()) return {};  // rank 0 evaluates and writes the reports
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<SubModel> subs = independent_ >= 0 ? std::vector<SubModel>{model_->space().at(independent_)}

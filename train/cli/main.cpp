@@ -7,6 +7,7 @@
 #include "core/grad_mode.h"
 #include "kernels/backend.h"
 #include "train/cli/app.h"
+#include "train/comm.h"
 #include "train/safetensors.h"
 #include "models/decoding.h"
 #include "train/lm.h"
@@ -285,9 +286,11 @@ int main(int argc, char** argv) {
     return 128 + e.signal();
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+    end_job_after_error(1);  // a rank of a data-parallel job: the others must not wait for it
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+    end_job_after_error(1);
     return 1;
   }
   return 0;
