@@ -69,6 +69,43 @@ bad "threshold value" "numbers >= 0" -- --early-exit 0.9,x,0.1
 bad "draft exit" "--draft-exit must be" -- --speculative --draft-exit 8
 bad "both modes" "not both" -- --speculative --early-exit 0.9,0.9,0.9
 bad "negative temperature" "temperature" -- --temperature -1
+bad "draft exit alone" "--draft-exit requires --speculative" -- --draft-exit 2
+bad "zero bytes" "--max-new: must be an integer in [1, 1000000]" -- --max-new 0
+
+# Training faults. lm NAME ARGS...: a short run of its own, stderr in $work/err.
+lm_args=(--config configs/fortunes-llama.toml --set data.dir="$work/corpus" --set data.context=32 --set data.batch_size=2
+         --set data.test_limit=4 --set optimizer.warmup_steps=1 --set train.log_every=1)
+lm() {
+  local dir="$work/$1"
+  shift
+  "$cli" train "${lm_args[@]}" --out "$dir" "$@" >"$work/out" 2>"$work/err"
+}
+lm again --set train.max_steps=4 --set train.checkpoint_every=2 && lm again --set train.max_steps=4
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "already holds a run" "$work/err" && echo "ok   a second run into the same folder: $(cat "$work/err")" \
+  || fail "a second run into the same folder (rc=$rc)"
+SN_FAILPOINT=nan-grad:2 lm skip --set train.max_steps=4
+if [[ $? -eq 0 ]] && grep -q "non-finite gradient at step 2: step skipped" "$work/err" &&
+    grep -q '"step": 4, .*"skipped_steps": 1}' "$work/skip/metrics.jsonl"; then
+  echo "ok   nonfinite=skip: $(cat "$work/err")"
+else fail "nonfinite=skip"; fi
+SN_FAILPOINT=nan-grad:3 lm stop --set train.max_steps=4 --set train.checkpoint_every=2 --set train.nonfinite=stop
+rc=$?
+if [[ $rc -eq 1 && $(wc -l <"$work/err") -eq 1 ]] && grep -q "non-finite gradient at step 3; stopped: the last good checkpoint .*(step 2)" "$work/err"; then
+  echo "ok   nonfinite=stop: $(cat "$work/err")"
+else fail "nonfinite=stop (rc=$rc)"; fi
+# SIGTERM: the step finishes, a checkpoint is written, exit 128 + 15; --resume continues from it.
+"$cli" train "${lm_args[@]}" --out "$work/term" --set train.max_steps=100000 >"$work/out" 2>"$work/err" &
+pid=$!  # the process itself, so that the signal reaches it
+for _ in $(seq 100); do grep -q "^step 3/" "$work/out" 2>/dev/null && break; sleep 0.2; done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+saved=$(grep -o "stopped by SIGTERM after step [0-9]*" "$work/err" | grep -o "[0-9]*$")
+if [[ $rc -eq 143 && -n "$saved" ]] && grep -q "; saved .*checkpoint.safetensors" "$work/err" &&
+    lm term --resume --set train.max_steps=$((saved + 2)) && grep -q "^step $((saved + 2))/$((saved + 2)) " "$work/out"; then
+  echo "ok   SIGTERM after step $saved: saved, and resumed to step $((saved + 2))"
+else fail "SIGTERM (rc=$rc)"; fi
 
 echo "$failures failed"
 [[ $failures -eq 0 ]]

@@ -7,4 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh --demo
 tools/build.sh
+# Each demo starts afresh (train refuses a folder that holds a run), unless asked to --resume it.
+[[ " $* " == *" --resume "* ]] || rm -rf runs/demo
 build/bin/sortednet train --config configs/fmnist-resnet-demo.toml --out runs/demo "$@"

@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "autograd/ops.h"
 #include "core/grad_mode.h"
 #include "train/safetensors.h"
@@ -33,15 +35,24 @@ const std::string& meta(const SafetensorsFile& f, const std::string& key, const 
   return it->second;
 }
 
-uint64_t meta_u64(const SafetensorsFile& f, const std::string& key, const std::string& path) {
+// A number in [0, max] (std::stoull alone would take "-7" as 2^64 - 7, and leading blanks).
+uint64_t meta_u64(const SafetensorsFile& f, const std::string& key, const std::string& path,
+                  uint64_t max = UINT64_MAX) {
   const std::string& v = meta(f, key, path);
-  try {
-    size_t used = 0;
-    uint64_t x = std::stoull(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
+  if (!v.empty() && v[0] >= '0' && v[0] <= '9') {
+    try {
+      size_t used = 0;
+      uint64_t x = std::stoull(v, &used);
+      if (used == v.size() && x <= max) return x;
+    } catch (const std::exception&) {
+    }
   }
-  fail("checkpoint", "'" + path + "' metadata '" + key + "' is not a number: '" + v + "'");
+  fail("checkpoint", "'" + path + "' metadata '" + key + "' is not a number in [0, " + std::to_string(max) + "]: '" +
+                         v + "'");
+}
+// A count of steps or sub-models: at most 2^40, so that products with batch counts cannot overflow.
+int64_t meta_count(const SafetensorsFile& f, const std::string& key, const std::string& path) {
+  return int64_t(meta_u64(f, key, path, uint64_t(1) << 40));
 }
 
 }  // namespace
@@ -50,6 +61,33 @@ std::string checkpoint_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return path + "/checkpoint.safetensors";
   return path;
+}
+
+void check_output_file(const char* op, const std::string& out, const std::string& input) {
+  struct stat o {}, i {};
+  if (::stat(out.c_str(), &o) != 0) return;  // a new file
+  SN_CHECK(!S_ISDIR(o.st_mode), op, "'", out, "' is a directory; give a file name");
+  SN_CHECK(!(::stat(input.c_str(), &i) == 0 && o.st_dev == i.st_dev && o.st_ino == i.st_ino), op, "'", out,
+           "' is the checkpoint being read; write elsewhere");
+  bool training = false;
+  try {
+    const auto metadata = load_safetensors_metadata(out);
+    auto it = metadata.find("format");
+    training = it != metadata.end() && it->second == kFormat;
+  } catch (const Error&) {  // not a checkpoint: free to replace
+  }
+  SN_CHECK(!training, op, "'", out, "' holds a training checkpoint; refusing to overwrite it");
+}
+
+void check_fresh_run_dir(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "checkpoint.safetensors" || (name.rfind("checkpoint-", 0) == 0 && name.size() > 23 &&
+                                             name.compare(name.size() - 12, 12, ".safetensors") == 0))
+      fail("train", "'" + dir + "' already holds a run (" + name + "); continue it with --resume, or choose another --out");
+  }
 }
 
 void save_checkpoint(const std::string& path, Model& model, const Optimizer& optimizer,
@@ -108,13 +146,14 @@ CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer
   }
   if (optimizer) optimizer->load_state(opt);
   CheckpointState s;
-  s.step = int64_t(meta_u64(f, "step", path));
-  s.skipped_steps = f.metadata.count("skipped_steps") ? int64_t(meta_u64(f, "skipped_steps", path)) : 0;
+  s.step = meta_count(f, "step", path);
+  s.skipped_steps = f.metadata.count("skipped_steps") ? meta_count(f, "skipped_steps", path) : 0;
+  // A generator's `used` counts the words taken from its current block of 4.
   s.sampler.rng = {meta_u64(f, "sampler.seed", path), meta_u64(f, "sampler.stream", path),
-                   meta_u64(f, "sampler.counter", path), uint32_t(meta_u64(f, "sampler.used", path))};
-  s.sampler.cursor = int64_t(meta_u64(f, "sampler.cursor", path));
+                   meta_u64(f, "sampler.counter", path), uint32_t(meta_u64(f, "sampler.used", path, 4))};
+  s.sampler.cursor = meta_count(f, "sampler.cursor", path);
   s.dropout_rng = {meta_u64(f, "dropout.seed", path), meta_u64(f, "dropout.stream", path),
-                   meta_u64(f, "dropout.counter", path), uint32_t(meta_u64(f, "dropout.used", path))};
+                   meta_u64(f, "dropout.counter", path), uint32_t(meta_u64(f, "dropout.used", path, 4))};
   return s;
 }
 

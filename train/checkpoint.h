@@ -40,6 +40,13 @@ std::shared_ptr<Model> load_model(const std::string& path, const TrainConfig& co
 // `path` itself if it is a file, else path/checkpoint.safetensors.
 std::string checkpoint_file(const std::string& path);
 
+// Refuses (a one-line sn::Error) an output file of `op` that would destroy something: a
+// directory, the checkpoint `input` being read, or any training checkpoint.
+void check_output_file(const char* op, const std::string& out, const std::string& input);
+// Refuses a training output folder that already holds a run's checkpoints (continue it with
+// --resume instead); a missing or empty folder, or one with other files, is fine.
+void check_fresh_run_dir(const std::string& dir);
+
 // Writes sub-model `sub` as a dense checkpoint: each parameter cut to its window (contiguous),
 // BatchNorm statistics of that sub-model only (with BnStats::recalibrate, recalibrate them
 // first: recalibrate_batch_norms), metadata naming model, sub-model and the recipe.

@@ -1,7 +1,11 @@
 // train/config.cpp — TOML recipes bound to TrainConfig fields.
 #include "train/config.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
@@ -87,6 +91,19 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+// Whether s is well-formed UTF-8 (what a TOML file, and so the checkpoint's stored recipe, holds).
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += n;
+  }
+  return true;
+}
+
 void assign(const Field& f, const toml::node& v, const std::string& source) {
   auto bad = [&] { fail("config", source + ": '" + f.key + "' must be " + kind_name(f.kind)); };
   switch (f.kind) {
@@ -100,6 +117,8 @@ void assign(const Field& f, const toml::node& v, const std::string& source) {
       break;
     case Kind::real:
       if (!v.is_number()) bad();
+      if (!std::isfinite(v.value<double>().value()))
+        fail("config", source + ": '" + f.key + "' must be a finite number");
       *static_cast<double*>(f.target) = v.value<double>().value();
       break;
     case Kind::boolean:
@@ -108,6 +127,8 @@ void assign(const Field& f, const toml::node& v, const std::string& source) {
       break;
     case Kind::text:
       if (!v.is_string()) bad();
+      if (!valid_utf8(v.value<std::string>().value()))
+        fail("config", source + ": '" + f.key + "' is not valid UTF-8 text");
       *static_cast<std::string*>(f.target) = v.value<std::string>().value();
       break;
   }
@@ -128,6 +149,7 @@ void validate(const TrainConfig& c) {
   auto non_negative = [](const char* key, double v) { SN_CHECK(v >= 0, "config", "'", key, "' must not be negative, got ", v); };
   positive("data.batch_size", c.batch_size);
   positive("train.epochs", c.epochs);
+  SN_CHECK(c.epochs <= 1000000, "config", "'train.epochs' must be at most 1000000, got ", c.epochs);
   positive("train.submodels_per_step", c.submodels_per_step);
   positive("eval.batch_size", c.eval_batch_size);
   positive("eval.share_chunk", c.eval_share_chunk);
@@ -148,6 +170,15 @@ void validate(const TrainConfig& c) {
                         {"eval.recalibration_batches", c.recalibration_batches}})
     non_negative(key, double(v));
   non_negative("optimizer.lr", c.lr);
+  auto in_unit = [](const char* key, double v, bool one_allowed) {
+    SN_CHECK(v >= 0 && (one_allowed ? v <= 1 : v < 1), "config", "'", key, "' must be in [0, 1", one_allowed ? "]" : ")",
+             ", got ", v);
+  };
+  in_unit("optimizer.momentum", c.momentum, false);
+  in_unit("optimizer.beta1", c.beta1, false);
+  in_unit("optimizer.beta2", c.beta2, false);
+  in_unit("optimizer.final_lr_fraction", c.final_lr_fraction, true);
+  SN_CHECK(c.adam_eps > 0, "config", "'optimizer.eps' must be positive, got ", c.adam_eps);
   non_negative("optimizer.weight_decay", c.weight_decay);
   non_negative("train.clip_grad_norm", c.clip_grad_norm);
   non_negative("train.largest_loss_weight", c.largest_loss_weight);
@@ -176,11 +207,21 @@ void apply_table(TrainConfig& c, const toml::table& t, const std::string& prefix
   }
 }
 
+// A TOML basic string: quotes, backslashes and control characters escaped.
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(c));
+      out += buf;
+    } else {
+      out += ch;
+    }
   }
   return out + "\"";
 }
@@ -201,6 +242,7 @@ TrainConfig parse_config(const std::string& text, const std::vector<std::string>
     auto eq = o.find('=');
     SN_CHECK(eq != std::string::npos && eq > 0, "config", "--set '", o, "' is not section.key=value");
     const std::string key = o.substr(0, eq), value = o.substr(eq + 1);
+    SN_CHECK(o.find_first_of("\n\r") == std::string::npos, "config", "--set '", key, "=...' spans several lines");
     toml::table parsed;
     try {
       parsed = toml::parse("v = " + value);
@@ -214,6 +256,9 @@ TrainConfig parse_config(const std::string& text, const std::vector<std::string>
 }
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  struct stat st {};
+  SN_CHECK(::stat(path.c_str(), &st) == 0, "config", "cannot open '", path, "'");
+  SN_CHECK(S_ISREG(st.st_mode), "config", "'", path, "' is not a regular file");
   std::ifstream in(path);
   SN_CHECK(in.good(), "config", "cannot open '", path, "'");
   std::stringstream ss;

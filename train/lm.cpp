@@ -8,12 +8,15 @@
 #include <fstream>
 
 #include "autograd/ops.h"
+#include "core/failpoint.h"
 #include "core/grad_mode.h"
 #include "kernels/backend.h"
 #include "models/decoding.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
+#include "train/stop_signals.h"
 #include "train/text_data.h"
+#include "train/trainer.h"
 
 namespace sn {
 namespace {
@@ -141,8 +144,13 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
   int64_t total = c.max_steps > 0 ? c.max_steps : c.epochs * int64_t(corpus.train.size()) / tokens_per_step;
   SN_CHECK(total > 0, "train", "the recipe has no steps");
   const std::string ckpt = out + "/checkpoint.safetensors";
-  int64_t step = 0;
-  if (resume && std::filesystem::exists(ckpt)) step = load_checkpoint(ckpt, *model, &optimizer).step;
+  int64_t step = 0, skipped = 0, skipped_in_a_row = 0, saved = -1;
+  if (resume && std::filesystem::exists(ckpt)) {
+    const CheckpointState s = load_checkpoint(ckpt, *model, &optimizer);
+    step = s.step;
+    skipped = s.skipped_steps;
+    saved = step;
+  }
   std::printf("training %s on %s: %lld files, %zu bytes (%zu held out), %s objective, %lld steps of %lld tokens\n",
               c.model.c_str(), c.data_dir.c_str(), (long long)corpus.files, corpus.train.size() + corpus.valid.size(),
               corpus.valid.size(), c.objective.c_str(), (long long)total, (long long)tokens_per_step);
@@ -151,8 +159,29 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
   std::vector<Shape> whole;
   for (auto& [name, p] : params) whole.push_back(p->tensor.sizes());
   const SubModelSpace& space = model->space();
-  std::ofstream metrics(out + "/metrics.jsonl", std::ios::app);
+  std::ofstream metrics(out + "/metrics.jsonl", step == 0 ? std::ios::trunc : std::ios::app);
   SN_CHECK(metrics.good(), "train", "cannot write '", out, "/metrics.jsonl'");
+  auto save = [&](int64_t at) {
+    CheckpointState s;
+    s.step = at;
+    s.skipped_steps = skipped;
+    save_checkpoint(ckpt, *model, optimizer, c, s);
+    saved = at;
+  };
+  // A non-finite loss or gradient: the step is skipped (train.nonfinite = "skip", up to
+  // train.max_consecutive_skips in a row) or the run stops, naming the last good checkpoint.
+  auto nonfinite = [&](const char* what) {
+    const std::string last = saved >= 0 ? detail::concat("the last good checkpoint is ", ckpt, " (step ", saved, ")")
+                                        : std::string("no checkpoint was written yet");
+    if (c.nonfinite == "stop") fail("train", detail::concat("non-finite ", what, " at step ", step + 1, "; stopped: ", last));
+    ++skipped;
+    if (++skipped_in_a_row > c.max_consecutive_skips)
+      fail("train", detail::concat("non-finite ", what, " in ", skipped_in_a_row, " steps in a row (last at step ",
+                                   step + 1, "); stopped: ", last));
+    std::fprintf(stderr, "warning: non-finite %s at step %lld: step skipped (%lld so far)\n", what,
+                 (long long)(step + 1), (long long)skipped);
+  };
+  StopSignals signals;  // SIGINT/SIGTERM: finish the step, save, stop
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = step;
   double loss_sum = 0;
@@ -175,33 +204,40 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
       }
     }
     loss.backward();
+    if (failpoint("nan-grad")) params[0].second->tensor.grad().fill_(NAN);  // fault tests
     const double value = loss.item();
     const double norm = optimizer.clip_grad_norm(float(c.clip_grad_norm), windows);
-    if (std::isfinite(value) && std::isfinite(norm)) optimizer.step(schedule.at(step, total), windows);
+    if (std::isfinite(value) && std::isfinite(norm)) {
+      optimizer.step(schedule.at(step, total), windows);
+      skipped_in_a_row = 0;
+      loss_sum += value;
+      ++loss_count;
+    } else {
+      nonfinite(std::isfinite(value) ? "gradient" : "loss");
+    }
     optimizer.zero_grad(windows);
-    loss_sum += value;
-    ++loss_count;
     if ((step + 1) % c.log_every == 0 || step + 1 == total) {
       const double elapsed = seconds_since(t0), rate = double((step + 1 - first) * tokens_per_step) / elapsed;
-      std::printf("step %lld/%lld  loss %.4f  lr %.4g  %.0f tokens/s\n", (long long)(step + 1), (long long)total,
-                  loss_sum / double(loss_count), double(schedule.at(step, total)), rate);
+      const double mean = loss_count > 0 ? loss_sum / double(loss_count) : std::nan("");
+      std::printf("step %lld/%lld  loss %.4f  lr %.4g  %.0f tokens/s\n", (long long)(step + 1), (long long)total, mean,
+                  double(schedule.at(step, total)), rate);
       std::fflush(stdout);
-      metrics << "{\"step\": " << step + 1 << ", \"loss\": " << loss_sum / double(loss_count)
-              << ", \"lr\": " << schedule.at(step, total) << ", \"tokens_per_s\": " << rate
-              << ", \"elapsed_s\": " << elapsed << "}\n";
+      metrics << "{\"step\": " << step + 1 << ", \"loss\": ";
+      if (loss_count > 0) metrics << mean;
+      else metrics << "null";  // every step of the window was skipped
+      metrics << ", \"lr\": " << schedule.at(step, total) << ", \"tokens_per_s\": " << rate
+              << ", \"elapsed_s\": " << elapsed << ", \"skipped_steps\": " << skipped << "}\n";
       metrics.flush();
       loss_sum = 0;
       loss_count = 0;
     }
-    if (c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0 && step + 1 < total) {
-      CheckpointState s;
-      s.step = step + 1;
-      save_checkpoint(ckpt, *model, optimizer, c, s);
+    if (const int signal = stop_requested()) {
+      save(step + 1);
+      throw TrainingInterrupted(signal, step + 1, ckpt);
     }
+    if (c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0 && step + 1 < total) save(step + 1);
   }
-  CheckpointState s;
-  s.step = total;
-  save_checkpoint(ckpt, *model, optimizer, c, s);
+  save(std::max(total, step));
   std::vector<EvalRow> rows = evaluate_language_model(*model, corpus.valid, c);
   write_eval_csv(out + "/eval.csv", rows);
   write_eval_svg(out + "/eval.svg", rows, c.model + ": next-byte accuracy of every exit");

@@ -116,8 +116,11 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     fail("save", "cannot flush '" + tmp + "' to disk");
   }
-  SN_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "save", "cannot rename '", tmp, "' to '", path,
-           "': ", std::strerror(errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());  // nothing left behind
+    fail("save", "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(err));
+  }
   crash_point("checkpoint-rename");
   int dir = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY);
   if (dir >= 0) {  // make the rename itself durable

@@ -76,6 +76,8 @@ std::vector<int64_t> Sampler::next() {
 }
 
 void Sampler::set_state(const SamplerState& s) {
+  SN_CHECK(s.cursor >= 0 && s.cursor < size_, "sampler", "state's cursor ", s.cursor, " is outside the ", size_,
+           " sub-models");
   gen_.set_state(s.rng);
   cursor_ = s.cursor;
 }

@@ -20,6 +20,7 @@
 #include "autograd/ops.h"
 #include "core/failpoint.h"
 #include "core/grad_mode.h"
+#include "train/stop_signals.h"
 
 namespace sn {
 namespace {
@@ -47,32 +48,6 @@ std::string duration(double seconds) {
 Tensor soft_cross_entropy(const Tensor& logits, const Tensor& teacher) {
   return sum(mul(teacher, log_softmax(logits))) * (-1.f / float(logits.size(0)));
 }
-
-// SIGINT/SIGTERM while training: remember the signal; the loop saves and stops after the step.
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
-
-// Installs the handlers for the lifetime of a training loop, then restores the previous ones.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop_signal.store(0);
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int_);
-    ::sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopSignals() {
-    ::sigaction(SIGINT, &old_int_, nullptr);
-    ::sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
-
-const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal"; }
 
 // checkpoint-STEP.safetensors files in dir, newest first.
 std::vector<std::pair<int64_t, std::string>> numbered_checkpoints(const std::string& dir) {
@@ -144,6 +119,11 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
            "train", "model ", config_.model, " expects inputs ", shape_str(model_->input_shape()),
            ", the data set has ", shape_str(train_set_.images.sizes()));
   if (!config_.independent.empty()) independent_ = space.index_of(space.parse(config_.independent));
+  else (void)parse_submodel_list(space, config_.eval_submodels);  // a typo fails now, not after training
+  const int64_t side = train_set_.images.dim() >= 3 ? std::min(train_set_.images.size(-1), train_set_.images.size(-2))
+                                                    : 0;
+  SN_CHECK(config_.crop_padding <= side || config_.crop_padding == 0, "config", "'data.crop_padding' must be at most the image side (", side,
+           "), got ", config_.crop_padding);
   std::vector<int64_t> flops;
   for (const SubModel& s : space.enumerate()) flops.push_back(model_->flops(s));
   const int64_t per_step = independent_ >= 0 ? 1 : config_.submodels_per_step;
@@ -246,10 +226,10 @@ void Trainer::reduce_step(std::vector<Shape>& windows, double& loss_sum) {
   }
   // Each rank's gradient is of its mean loss over its slice: their mean is the global batch's.
   all_reduce_windows(*comm_, grads, windows, 1.f / float(ranks));
-  float scalars[2] = {float(loss_sum), float(g_stop_signal.load())};
+  float scalars[2] = {float(loss_sum), float(stop_requested())};
   comm_->all_reduce_sum(scalars, 2);
   loss_sum = double(scalars[0]) / double(ranks);
-  if (scalars[1] > 0 && stop_signal_ == 0) stop_signal_ = g_stop_signal.load() ? g_stop_signal.load() : SIGTERM;
+  if (scalars[1] > 0 && stop_signal_ == 0) stop_signal_ = stop_requested() ? stop_requested() : SIGTERM;
 }
 
 void Trainer::handle_nonfinite(const std::string& what, const std::vector<int64_t>& subs) {
@@ -319,7 +299,7 @@ void Trainer::train_step() {
     loss_sum += ce_value;
   }
   if (comm_->size() > 1) reduce_step(windows, loss_sum);
-  else stop_signal_ = g_stop_signal.load();
+  else stop_signal_ = stop_requested();
   finite_loss = finite_loss && std::isfinite(loss_sum);
   // The gradient norm (clipped when asked) also tells whether any gradient is NaN or infinite.
   const double norm = optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
@@ -373,7 +353,7 @@ void Trainer::train_until(int64_t until_step) {
   const bool tty = lead && ::isatty(STDOUT_FILENO) && !launched_by_mpi();
   std::ofstream metrics;
   if (lead) {
-    metrics.open(out_dir_ + "/metrics.jsonl", std::ios::app);
+    metrics.open(out_dir_ + "/metrics.jsonl", step_ == 0 ? std::ios::trunc : std::ios::app);  // a fresh run starts it
     SN_CHECK(metrics.good(), "train", "cannot write '", out_dir_, "/metrics.jsonl'");
   }
   const auto start = std::chrono::steady_clock::now();

@@ -1,9 +1,41 @@
 // train/cli/app.cpp — the flags of every subcommand (and their --help texts).
 #include "train/cli/app.h"
 
+#include <charconv>
+#include <cstdint>
+#include <limits>
+
 #include "train/config.h"
 
 namespace sn {
+namespace {
+
+// An integer flag in [lo, hi], with a plain message (CLI11's own range check prints the double
+// limits of its type, 300 digits long).
+CLI::Validator integer_in(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        int64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec == std::errc() && end == text.data() + text.size() && v >= lo && v <= hi) return "";
+        return "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + text + "'";
+      },
+      "INT");
+}
+
+// A seed: any integer in [0, 2^64).
+const CLI::Validator kSeed(
+    [](std::string& text) -> std::string {
+      uint64_t v = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec == std::errc() && end == text.data() + text.size()) return "";
+      return "must be an integer in [0, 2^64), got '" + text + "'";
+    },
+    "UINT");
+
+constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
+
+}  // namespace
 
 std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   auto app = std::make_unique<CLI::App>(
@@ -51,28 +83,31 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.predict->add_option("--checkpoint", a.checkpoint, "Training checkpoint (file or directory) or an exported sub-model")
       ->required()->check(CLI::ExistingPath);
   a.predict->add_option("--submodel", a.spec, "The sub-model (default: the largest; an exported file holds one)");
-  a.predict->add_option("--count", a.count, "How many test images (default 64)")->check(CLI::PositiveNumber);
+  a.predict->add_option("--count", a.count, "How many test images (default 64)")->check(integer_in(1, kIntMax));
   a.predict->add_option("--out", a.out, "Output file (.safetensors with tensors inputs, labels, logits)")->required();
 
   a.generate = app->add_subcommand("generate", "Continue a prompt with a trained language model (KV cache)");
   a.generate->add_option("--checkpoint", a.checkpoint, "Checkpoint file or the directory holding it")
       ->required()->check(CLI::ExistingPath);
   a.generate->add_option("--prompt", a.prompt, "The text to continue")->required();
-  a.generate->add_option("--max-new", a.max_new, "Bytes to generate (default 200)")->check(CLI::PositiveNumber);
-  a.generate->add_option("--exit", a.exit, "Decode at this depth exit (default: the full model)")->check(CLI::PositiveNumber);
+  a.generate->add_option("--max-new", a.max_new, "Bytes to generate (default 200, at most 1000000)")
+      ->check(integer_in(1, 1000000));
+  a.generate->add_option("--exit", a.exit, "Decode at this depth exit (default: the full model)")->check(integer_in(1, kIntMax));
   a.generate->add_option("--temperature", a.temperature, "0 (default): greedy; T > 0: sample softmax(logits / T)");
-  a.generate->add_option("--seed", a.seed, "Seed of the sampler (default 0)");
+  a.generate->add_option("--seed", a.seed, "Seed of the sampler (default 0)")->check(kSeed);
   a.generate->add_option("--early-exit", a.early_exit,
                          "Confidence-based early exit: thresholds on the top probability, one per exit but the last, "
                          "e.g. 0.9,0.8,0.7");
-  a.generate->add_flag("--speculative", a.speculative,
+  CLI::Option* speculative = a.generate->add_flag("--speculative", a.speculative,
                        "Self-speculative decoding: a shallow exit drafts, the full model verifies (greedy: the same "
                        "output; sampled: the same distribution)");
   a.generate->add_option("--draft-exit", a.draft_exit,
                          "The drafting exit, or 'auto' (default): chosen from the acceptance measured on the prompt "
-                         "and the measured cost of each exit");
+                         "and the measured cost of each exit")
+      ->needs(speculative);
   a.generate->add_option("--max-draft", a.max_draft, "Longest draft; the length adapts below it (default 8)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, 1024))
+      ->needs(speculative);
   a.generate->add_option("--device", a.device, "cpu, cuda or cuda:N (default: the recipe's train.device)");
 
   a.info = app->add_subcommand("info", "List a recipe's sub-model space with parameters and FLOPs");

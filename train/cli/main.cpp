@@ -23,6 +23,7 @@ void print_table(const std::vector<EvalRow>& rows) { std::fputs(format_table(row
 int run_train(const std::string& config_path, const std::vector<std::string>& sets, const std::string& out,
               bool resume) {
   TrainConfig config = load_config(config_path, sets);
+  if (!resume) check_fresh_run_dir(out);
   if (config.dataset == "text") {  // a language model (W4)
     std::vector<EvalRow> rows = train_language_model(config, out, resume);
     print_table(rows);
@@ -49,12 +50,13 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
   const std::string file = checkpoint_file(checkpoint);
   TrainConfig config = checkpoint_config(file);
   if (!sets.empty()) config = parse_config(config.to_toml(), sets, file + " (stored recipe)");
+  const std::string csv = out_csv.empty() ? (file.substr(0, file.rfind('/') + 1) + "eval.csv") : out_csv;
+  check_output_file("eval", csv, file);
   auto model = load_model(file, config);
   const Device device = Device::parse(config.device);
   check_device(device);
   apply_matmul_precision(config.precision);
   model->to(device);
-  const std::string csv = out_csv.empty() ? (file.substr(0, file.rfind('/') + 1) + "eval.csv") : out_csv;
   if (config.dataset == "text") {  // a language model: every exit on the held-out bytes
     auto lm = std::dynamic_pointer_cast<SortedLlama>(model);
     SN_CHECK(lm != nullptr, "eval", "data.dataset = \"text\" needs a language model, the checkpoint holds ", config.model);
@@ -80,6 +82,7 @@ int run_eval(const std::string& checkpoint, const std::vector<std::string>& spec
 
 int run_export(const std::string& checkpoint, const std::string& spec, const std::string& out) {
   const std::string file = checkpoint_file(checkpoint);
+  check_output_file("export", out, file);
   TrainConfig config = checkpoint_config(file);
   auto model = load_model(file, config);
   SubModel sub = model->space().parse(spec);
@@ -98,6 +101,7 @@ int run_export(const std::string& checkpoint, const std::string& spec, const std
 // another framework can reproduce them (tools/torch_interop.py).
 int run_predict(const std::string& checkpoint, const std::string& spec, int64_t count, const std::string& out) {
   const std::string file = checkpoint_file(checkpoint);
+  check_output_file("predict", out, file);
   TrainConfig config;
   std::shared_ptr<Model> model;
   SubModel sub;
