@@ -3,6 +3,7 @@
 # non-zero exit (label `train`). Usage: cli_errors.sh path/to/sortednet
 set -u
 cli="$1"
+cd "$(dirname "$0")/.."  # the recipes in configs/
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
