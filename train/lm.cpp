@@ -141,6 +141,8 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
   Optimizer optimizer(*model, c.optimizer_config());
   const Schedule schedule = c.schedule_config();
   const int64_t B = c.batch_size, T = c.context, tokens_per_step = B * T;
+  SN_CHECK(B <= text_windows(corpus.train, T), "train", "data.batch_size ", B, " is more than the ",
+           text_windows(corpus.train, T), " windows of ", T + 1, " bytes in the training text");
   int64_t total = c.max_steps > 0 ? c.max_steps : c.epochs * int64_t(corpus.train.size()) / tokens_per_step;
   SN_CHECK(total > 0, "train", "the recipe has no steps");
   const std::string ckpt = out + "/checkpoint.safetensors";
