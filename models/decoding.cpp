@@ -148,6 +148,7 @@ std::vector<int64_t> decode(SortedLlama& model, const std::vector<int64_t>& prom
       ++exit_tokens[i];
       const std::vector<float> row = host_rows(logits);
       out.push_back(chooser.pick(row.data(), V));
+      if (o.on_token) o.on_token(out.back());
       input = {out.back()};
       break;
     }

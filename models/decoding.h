@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ struct DecodeOptions {
   // stops at the first exit whose largest probability (softmax of the logits) reaches its
   // threshold; the last exit always answers. Empty: off.
   std::vector<double> early_exit;
+  // Called with each new token as soon as it is chosen (e.g. to print it); may be empty.
+  std::function<void(int64_t)> on_token;
 };
 
 struct DecodeStats {

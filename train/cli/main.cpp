@@ -177,10 +177,16 @@ int run_generate(const CliArgs& a) {
     }
     return std::pair{out, best};
   };
-  if (a.early_exit.empty() && !a.speculative) {  // plain decoding: one run
+  if (a.early_exit.empty() && !a.speculative) {  // plain decoding: one run, each byte printed as it comes
     DecodeStats st;
-    const std::vector<int64_t> out = decode(*model, prompt, a.max_new, plain, &st);
-    std::printf("%s%s\n", a.prompt.c_str(), text(out).c_str());
+    DecodeOptions streamed = plain;
+    streamed.on_token = [](int64_t token) {
+      std::fputc(int(token), stdout);
+      std::fflush(stdout);
+    };
+    std::fputs(a.prompt.c_str(), stdout);
+    decode(*model, prompt, a.max_new, streamed, &st);
+    std::fputc('\n', stdout);
     std::fprintf(stderr, "exit %lld%s: %lld bytes in %.3f s, %.1f bytes/s\n", (long long)plain.exit,
                  greedy ? ", greedy" : ", sampled", (long long)st.new_tokens, st.seconds, rate(st));
     return 0;
