@@ -37,6 +37,7 @@ expect "bad --set" "unknown key 'train.nope'" -- info --config "$work/nodata.tom
 expect "garbage checkpoint" "declares a header" -- eval --checkpoint "$work/garbage.safetensors"
 expect "truncated checkpoint" "declares a header of 16 bytes" -- eval --checkpoint "$work/short.safetensors"
 expect "missing flag" "--out" -- train --config "$work/typo.toml"
+expect "unknown subcommand" "unknown subcommand 'trian' (train, eval," -- trian --config "$work/typo.toml"
 expect "missing checkpoint" "does not exist" -- export --checkpoint "$work/none" --submodel width=1 --out "$work/x"
 
 # Recipe values that make no sense.
