@@ -51,6 +51,12 @@ synced_bytes=$(mean_bytes "$work/uni-synced") per_rank_bytes=$(mean_bytes "$work
 if [[ -n "$synced_bytes" && -n "$per_rank_bytes" && $((per_rank_bytes * 100)) -gt $((synced_bytes * 115)) ]]; then
   echo "ok   per-rank draws differ across ranks: $per_rank_bytes bytes per step against $synced_bytes synced"
 else fail "per-rank reduced ${per_rank_bytes:-?} bytes per step, synced ${synced_bytes:-?}: the ranks drew the same"; fi
+# ... and a per-rank run killed in step 16 (last checkpoint: 10) and resumed draws on from where each rank's stream was.
+"${mpi[@]}" -np 2 -x SN_FAILPOINT=accumulate:16 "$cli" train "${recipe[@]}" "${one_sub[@]}" \
+  --set train.data_parallel=per-rank --out "$work/uni-resumed" >/dev/null 2>&1
+"${mpi[@]}" -np 2 "$cli" train "${recipe[@]}" "${one_sub[@]}" --set train.data_parallel=per-rank \
+  --out "$work/uni-resumed" --resume >/dev/null 2>&1 || fail "per-rank resume failed"
+same "per-rank, killed in step 16, resumed on 2 ranks" "$work/uni-per-rank" "$work/uni-resumed"
 
 # Resume across rank counts: killed at step 15 (the 45th sub-model pass), resumed elsewhere.
 "${mpi[@]}" -np 2 -x SN_FAILPOINT=accumulate:45 "$cli" train "${recipe[@]}" --out "$work/2to1" >/dev/null 2>&1
