@@ -40,4 +40,12 @@ void crash_point(const char* name) {
   if (failpoint(name)) std::raise(SIGKILL);
 }
 
+void arm_failpoint(const char* name, long n) {
+  Armed& a = armed();
+  a.target = 0;  // disarmed while the name changes
+  a.name = name;
+  a.hits = 0;
+  a.target = n;
+}
+
 }  // namespace sn

@@ -11,5 +11,8 @@ namespace sn {
 bool failpoint(const char* name);
 // Where failpoint(name) fires, the process kills itself with SIGKILL: a crash at that spot.
 void crash_point(const char* name);
+// Arms `name` to fire at its n-th call from now, as SN_FAILPOINT="name:n" would (unit tests);
+// n = 0 disarms every failpoint.
+void arm_failpoint(const char* name, long n);
 
 }  // namespace sn

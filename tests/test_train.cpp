@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/allocator.h"
+#include "core/failpoint.h"
 #include "core/grad_mode.h"
 #include "models/model.h"
 #include "test_util.h"
@@ -410,13 +411,49 @@ TEST(Trainer, DistillationAndFreshBatchesPerSubModel) {
   TrainConfig c = tiny_config(data);
   c.distill_alpha = 0.5;
   c.distill_temperature = 2.0;
-  c.new_batch_per_submodel = true;  // 3 sub-models per step consume 3 batches
   c.epochs = 3;
-  Trainer t(c, temp_dir("distill"));
+  {
+    Trainer t(c, temp_dir("distill"));
+    std::vector<EvalRow> rows = t.run();
+    for (const EvalRow& r : rows) EXPECT_TRUE(std::isfinite(r.loss)) << r.submodel;
+    EXPECT_GT(rows.back().accuracy, 0.5);
+  }
+  // The teacher's targets belong to the step's one batch: with a batch per sub-model, or with a
+  // sampler that does not put the largest first, distillation is refused.
+  c.new_batch_per_submodel = true;
+  EXPECT_THROW(Trainer(c, temp_dir("distill-fresh")), Error);
+  c.new_batch_per_submodel = false;
+  c.sampler = "uniform";
+  EXPECT_THROW(Trainer(c, temp_dir("distill-uniform")), Error);
+  // Fresh batches alone: 3 sub-models per step consume 3 batches.
+  c.distill_alpha = 0;
+  c.sampler = "sandwich";
+  c.new_batch_per_submodel = true;
+  Trainer t(c, temp_dir("fresh"));
   EXPECT_EQ(t.total_steps(), 3 * (320 / 32) / 3);
   std::vector<EvalRow> rows = t.run();
   for (const EvalRow& r : rows) EXPECT_TRUE(std::isfinite(r.loss)) << r.submodel;
-  EXPECT_GT(rows.back().accuracy, 0.5);
+}
+
+// A step skipped for a non-finite loss leaves the model as it was, BatchNorm's running
+// statistics included (the forward passes had already updated them with infinities).
+TEST(Trainer, ASkippedStepLeavesBatchNormStatisticsAlone) {
+  const std::string data = write_tiny_idx(temp_dir("data5"), 128, 32);
+  TrainConfig c = tiny_config(data, "fmnist-resnet");
+  c.bn_stats = "shared";
+  c.epochs = 1;
+  c.submodels_per_step = 2;
+  Trainer t(c, temp_dir("skip-bn"));
+  t.train_until(1);
+  std::map<std::string, std::vector<float>> before;
+  for (auto& [name, b] : t.model().named_buffers()) before[name] = to_vector<float>(*b);
+  for (auto& [name, p] : t.model().named_parameters()) before[name] = to_vector<float>(p->tensor);
+  arm_failpoint("nan-batch", 1);
+  t.train_until(2);
+  arm_failpoint("nan-batch", 0);
+  EXPECT_EQ(t.skipped_steps(), 1);
+  for (auto& [name, b] : t.model().named_buffers()) EXPECT_EQ(to_vector<float>(*b), before[name]) << name;
+  for (auto& [name, p] : t.model().named_parameters()) EXPECT_EQ(to_vector<float>(p->tensor), before[name]) << name;
 }
 
 // Evaluating many sub-models through the model's stages (each shared prefix computed once) gives

@@ -144,6 +144,8 @@ void set_key(TrainConfig& c, const std::string& key, const toml::node& v, const 
   fail("config", source + ": unknown key '" + key + "'" + (known.empty() ? std::string(" (unknown section)") : " (known: " + known + ")"));
 }
 
+}  // namespace
+
 void validate(const TrainConfig& c) {
   auto positive = [](const char* key, int64_t v) { SN_CHECK(v > 0, "config", "'", key, "' must be positive, got ", v); };
   auto non_negative = [](const char* key, double v) { SN_CHECK(v >= 0, "config", "'", key, "' must not be negative, got ", v); };
@@ -184,6 +186,13 @@ void validate(const TrainConfig& c) {
   non_negative("train.largest_loss_weight", c.largest_loss_weight);
   SN_CHECK(c.distill_alpha >= 0 && c.distill_alpha <= 1, "config", "'train.distill_alpha' must be in [0, 1]");
   SN_CHECK(c.distill_temperature > 0, "config", "'train.distill_temperature' must be positive");
+  // The teacher is the step's first sub-model, the largest, on the step's one batch.
+  SN_CHECK(c.distill_alpha == 0 || c.sampler == "sandwich", "config",
+           "'train.distill_alpha' needs train.sampler = \"sandwich\" (the largest sub-model first in every step), got \"",
+           c.sampler, "\"");
+  SN_CHECK(c.distill_alpha == 0 || !c.new_batch_per_submodel, "config",
+           "'train.distill_alpha' needs one batch per step (train.new_batch_per_submodel = false): the teacher's "
+           "targets are for that batch");
   SN_CHECK(c.dataset == "fashion-mnist" || c.dataset == "idx" || c.dataset == "cifar10" || c.dataset == "text",
            "config", "'data.dataset' must be fashion-mnist, idx, cifar10 or text, got '", c.dataset, "'");
   SN_CHECK(c.context > 0, "config", "'data.context' must be positive, got ", c.context);
@@ -198,6 +207,8 @@ void validate(const TrainConfig& c) {
   SN_CHECK(c.schedule == "cosine" || c.schedule == "constant", "config",
            "'optimizer.schedule' must be cosine or constant, got '", c.schedule, "'");
 }
+
+namespace {
 
 void apply_table(TrainConfig& c, const toml::table& t, const std::string& prefix, const std::string& source) {
   for (auto&& [k, v] : t) {

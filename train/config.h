@@ -82,5 +82,8 @@ struct TrainConfig {
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 TrainConfig parse_config(const std::string& toml_text, const std::vector<std::string>& overrides = {},
                          const std::string& source = "config");
+// The checks both of those make: sn::Error with one line for a value or a combination that makes
+// no sense. The Trainer runs them too, for recipes built in code.
+void validate(const TrainConfig& config);
 
 }  // namespace sn

@@ -1,9 +1,12 @@
 // train/optimizer.h — SGD (momentum, Nesterov, weight decay) and AdamW over nested parameters,
 // with the two semantics of DESIGN.md §3.4:
-//   dense  — every element steps each time (as PyTorch): untouched elements still decay and
-//            follow their momentum;
+//   dense  — every element steps each time (as PyTorch with gradients zeroed, not set to None):
+//            untouched elements still decay and follow their momentum;
 //   nested — only the window the sampled sub-models touched steps (the union of their nested
 //            windows), its optimizer state too; everything outside is left exactly as it was.
+//            AdamW's bias correction uses the optimizer's step count, not an element's: an
+//            element first reached at step t gets the corrected update of step t (as lazy Adam
+//            does). With the sandwich sampler every window is the whole parameter anyway.
 #pragma once
 
 #include <map>

@@ -106,6 +106,7 @@ std::unique_ptr<Communicator> make_job_communicator(const TrainConfig& c) {
 
 Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
     : config_(std::move(config)), out_dir_(std::move(out_dir)), dropout_rng_(config_.seed, 0xd0) {
+  validate(config_);  // a recipe built in code gets the checks a TOML one gets
   comm_ = make_job_communicator(config_);  // first: an NCCL rank selects its GPU before CUDA is used
   make_dir(out_dir_);
   std::tie(train_set_, test_set_) = load_datasets(config_);
@@ -265,18 +266,32 @@ void Trainer::train_step() {
   Tensor teacher;
   Batch batch;
   std::vector<Tensor> ce_values;  // read back once per step: on a GPU each read waits for the device
+  // The forward passes update BatchNorm's running statistics; a step skipped for a non-finite
+  // value must not leave them there (an infinite activation would poison them for evaluation).
+  const bool may_skip = config_.nonfinite == "skip";
+  if (may_skip) {
+    const auto buffers = model_->named_buffers();
+    if (buffer_backup_.size() != buffers.size()) {
+      buffer_backup_.clear();
+      for (auto& [name, b] : buffers) buffer_backup_.push_back(empty_like(*b));
+    }
+    for (size_t i = 0; i < buffers.size(); ++i) buffer_backup_[i].copy_(*buffers[i].second);
+  }
   for (size_t j = 0; j < subs.size(); ++j) {
     if (j == 0 || config_.new_batch_per_submodel) {
       batch = loader_->next();
       batch.images = batch.images.to(device_, /*non_blocking=*/true);
       batch.labels = batch.labels.to(device_, /*non_blocking=*/true);
+      if (failpoint("nan-batch")) batch.images = full(batch.images.sizes(), INFINITY, DType::f32, device_);  // fault tests
     }
     const SubModel sub = space.at(subs[j]);
     Tensor logits = model_->forward(batch.images, {sub, subs[j], &dropout_rng_});
     Tensor ce = cross_entropy(logits, batch.labels);
     Tensor loss = ce;
     if (distill && j > 0) loss = ce * (1.f - alpha) + soft_cross_entropy(logits * (1.f / T), teacher) * (alpha * T * T);
-    const float weight = float(subs[j] == space.size() - 1 ? config_.largest_loss_weight : 1.0) / float(subs.size());
+    // The largest sub-model's weight balances it among the step's others; trained alone, it is 1.
+    const bool weighted = subs[j] == space.size() - 1 && independent_ < 0;
+    const float weight = float(weighted ? config_.largest_loss_weight : 1.0) / float(subs.size());
     (loss * weight).backward();
     if (distill && j == 0) {
       NoGradGuard no_grad;
@@ -304,6 +319,8 @@ void Trainer::train_step() {
   // The gradient norm (clipped when asked) also tells whether any gradient is NaN or infinite.
   const double norm = optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
   if (!finite_loss || !std::isfinite(norm)) {
+    const auto buffers = model_->named_buffers();
+    for (size_t i = 0; i < buffers.size() && i < buffer_backup_.size(); ++i) buffers[i].second->copy_(buffer_backup_[i]);
     handle_nonfinite(finite_loss ? "gradient" : "loss", subs);
   } else {
     consecutive_skips_ = 0;

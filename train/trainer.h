@@ -86,6 +86,7 @@ class Trainer {
   int64_t last_saved_step_ = -1;
   int stop_signal_ = 0;  // a stop request seen by any rank this step
   double last_loss_ = 0.0;
+  std::vector<Tensor> buffer_backup_;  // the model's buffers before the step (restored if it is skipped)
 };
 
 }  // namespace sn

@@ -103,7 +103,8 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
                        "output; sampled: the same distribution)");
   a.generate->add_option("--draft-exit", a.draft_exit,
                          "The drafting exit, or 'auto' (default): chosen from the acceptance measured on the prompt "
-                         "and the measured cost of each exit")
+                         "and the measured cost of each exit (timings: when sampling, name the exit for draws that "
+                         "repeat from run to run)")
       ->needs(speculative);
   a.generate->add_option("--max-draft", a.max_draft, "Longest draft; the length adapts below it (default 8)")
       ->check(integer_in(1, 1024))

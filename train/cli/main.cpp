@@ -1,6 +1,7 @@
 // train/cli/main.cpp — the `sortednet` command: train, eval, export, predict, info.
 // Bad input (config, data, checkpoint) ends with one line on stderr and exit status 1 (a bad flag:
 // 2). SIGINT/SIGTERM during training save a checkpoint and exit with 128 + the signal number.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -153,6 +154,14 @@ int run_generate(const CliArgs& a) {
   model->to(device);
   std::vector<int64_t> prompt(a.prompt.begin(), a.prompt.end());
   for (int64_t& t : prompt) t &= 0xff;  // bytes
+  // Past the trained context RoPE goes on, but those positions were never trained: said last,
+  // once the output is out (and only if nothing was refused).
+  auto finish = [&](int status) {
+    if (int64_t(prompt.size()) + a.max_new > config.context)
+      std::fprintf(stderr, "warning: %zu prompt bytes + %lld new ones pass the %lld-byte context the model was trained on\n",
+                   prompt.size(), (long long)a.max_new, (long long)config.context);
+    return status;
+  };
   const int64_t L = model->config().layers;
   const Sampling sampling{a.temperature, a.seed};
   const bool greedy = sampling.greedy();
@@ -189,7 +198,7 @@ int run_generate(const CliArgs& a) {
     std::fputc('\n', stdout);
     std::fprintf(stderr, "exit %lld%s: %lld bytes in %.3f s, %.1f bytes/s\n", (long long)plain.exit,
                  greedy ? ", greedy" : ", sampled", (long long)st.new_tokens, st.seconds, rate(st));
-    return 0;
+    return finish(0);
   }
   const auto [reference, full] =
       best_of_three([&](DecodeStats& st) { return decode(*model, prompt, a.max_new, plain, &st); });
@@ -217,14 +226,19 @@ int run_generate(const CliArgs& a) {
                  "model %.3f s: speed-up %.2fx; same output as the full model: %s\n",
                  a.early_exit.c_str(), (long long)st.new_tokens, st.seconds, rate(st), spread.c_str(), depth,
                  (long long)L, full.seconds, full.seconds / st.seconds, same(out).c_str());
-    return 0;
+    return finish(0);
   }
   SpeculativeOptions o;
-  if (a.draft_exit != "auto") {
+  if (a.draft_exit != "auto") {  // one of the trained exits below the full depth (the head learnt only those)
+    const std::vector<int64_t>& exits = model->config().exits;
+    std::string choices;
+    for (int64_t e : exits)
+      if (e < L) choices += (choices.empty() ? "" : ", ") + std::to_string(e);
     char* stop = nullptr;
     o.draft_exit = std::strtoll(a.draft_exit.c_str(), &stop, 10);
-    SN_CHECK(!a.draft_exit.empty() && *stop == '\0' && o.draft_exit >= 1 && o.draft_exit < L, "generate",
-             "--draft-exit must be 'auto' or an exit in [1, ", L, "), got '", a.draft_exit, "'");
+    SN_CHECK(!a.draft_exit.empty() && *stop == '\0' && o.draft_exit < L &&
+                 std::find(exits.begin(), exits.end(), o.draft_exit) != exits.end(),
+             "generate", "--draft-exit must be 'auto' or one of the exits ", choices, ", got '", a.draft_exit, "'");
   } else {
     o.draft_exit = 0;
   }
@@ -249,7 +263,7 @@ int run_generate(const CliArgs& a) {
                st.seconds, rate(st), st.acceptance(), (long long)st.accepted, (long long)st.drafted,
                st.tokens_per_verify(), cost_ratio, full.seconds, rate(full), full.seconds / st.seconds,
                same(out).c_str());
-  return greedy && out != reference ? 1 : 0;
+  return finish(greedy && out != reference ? 1 : 0);
 }
 
 int run_info(const std::string& config_path, const std::vector<std::string>& sets) {
