@@ -50,6 +50,8 @@ TEST_F(Nccl, TensorCollectivesOnTheDevice) {
   float host[2] = {1.f, 2.f};
   nccl->all_reduce_sum(host, 2);  // host data: the host communicator
   EXPECT_EQ(host[1], 2.f);
+  nccl->finish();  // finalised and destroyed within the deadline, as a training run ends
+  nccl->finish();  // once only
 }
 
 }  // namespace
