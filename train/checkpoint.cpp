@@ -86,7 +86,8 @@ void check_fresh_run_dir(const std::string& dir) {
     const std::string name = entry.path().filename().string();
     if (name == "checkpoint.safetensors" || (name.rfind("checkpoint-", 0) == 0 && name.size() > 23 &&
                                              name.compare(name.size() - 12, 12, ".safetensors") == 0))
-      fail("train", "'" + dir + "' already holds a run (" + name + "); continue it with --resume, or choose another --out");
+      fail("train", "'" + dir + "' already holds a run (" + name +
+                        "); continue it with --resume, or choose another --out");
   }
 }
 

@@ -173,8 +173,8 @@ void validate(const TrainConfig& c) {
     non_negative(key, double(v));
   non_negative("optimizer.lr", c.lr);
   auto in_unit = [](const char* key, double v, bool one_allowed) {
-    SN_CHECK(v >= 0 && (one_allowed ? v <= 1 : v < 1), "config", "'", key, "' must be in [0, 1", one_allowed ? "]" : ")",
-             ", got ", v);
+    SN_CHECK(v >= 0 && (one_allowed ? v <= 1 : v < 1), "config", "'", key, "' must be in [0, 1",
+             one_allowed ? "]" : ")", ", got ", v);
   };
   in_unit("optimizer.momentum", c.momentum, false);
   in_unit("optimizer.beta1", c.beta1, false);
@@ -188,8 +188,8 @@ void validate(const TrainConfig& c) {
   SN_CHECK(c.distill_temperature > 0, "config", "'train.distill_temperature' must be positive");
   // The teacher is the step's first sub-model, the largest, on the step's one batch.
   SN_CHECK(c.distill_alpha == 0 || c.sampler == "sandwich", "config",
-           "'train.distill_alpha' needs train.sampler = \"sandwich\" (the largest sub-model first in every step), got \"",
-           c.sampler, "\"");
+           "'train.distill_alpha' needs train.sampler = \"sandwich\" (the largest sub-model first in every step), "
+           "got \"", c.sampler, "\"");
   SN_CHECK(c.distill_alpha == 0 || !c.new_batch_per_submodel, "config",
            "'train.distill_alpha' needs one batch per step (train.new_batch_per_submodel = false): the teacher's "
            "targets are for that batch");

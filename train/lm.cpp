@@ -186,7 +186,8 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
   auto nonfinite = [&](const char* what) {
     const std::string last = saved >= 0 ? detail::concat("the last good checkpoint is ", ckpt, " (step ", saved, ")")
                                         : std::string("no checkpoint was written yet");
-    if (c.nonfinite == "stop") fail("train", detail::concat("non-finite ", what, " at step ", step + 1, "; stopped: ", last));
+    if (c.nonfinite == "stop")
+      fail("train", detail::concat("non-finite ", what, " at step ", step + 1, "; stopped: ", last));
     ++skipped;
     if (++skipped_in_a_row > c.max_consecutive_skips)
       fail("train", detail::concat("non-finite ", what, " in ", skipped_in_a_row, " steps in a row (last at step ",

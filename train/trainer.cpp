@@ -123,8 +123,8 @@ Trainer::Trainer(TrainConfig config, std::string out_dir, bool resume)
   else (void)parse_submodel_list(space, config_.eval_submodels);  // a typo fails now, not after training
   const int64_t side = train_set_.images.dim() >= 3 ? std::min(train_set_.images.size(-1), train_set_.images.size(-2))
                                                     : 0;
-  SN_CHECK(config_.crop_padding <= side || config_.crop_padding == 0, "config", "'data.crop_padding' must be at most the image side (", side,
-           "), got ", config_.crop_padding);
+  SN_CHECK(config_.crop_padding <= side || config_.crop_padding == 0, "config",
+           "'data.crop_padding' must be at most the image side (", side, "), got ", config_.crop_padding);
   std::vector<int64_t> flops;
   for (const SubModel& s : space.enumerate()) flops.push_back(model_->flops(s));
   const int64_t per_step = independent_ >= 0 ? 1 : config_.submodels_per_step;
@@ -282,7 +282,8 @@ void Trainer::train_step() {
       batch = loader_->next();
       batch.images = batch.images.to(device_, /*non_blocking=*/true);
       batch.labels = batch.labels.to(device_, /*non_blocking=*/true);
-      if (failpoint("nan-batch")) batch.images = full(batch.images.sizes(), INFINITY, DType::f32, device_);  // fault tests
+      if (failpoint("nan-batch"))  // fault tests: an input that makes every activation non-finite
+        batch.images = full(batch.images.sizes(), INFINITY, DType::f32, device_);
     }
     const SubModel sub = space.at(subs[j]);
     Tensor logits = model_->forward(batch.images, {sub, subs[j], &dropout_rng_});
@@ -320,7 +321,8 @@ void Trainer::train_step() {
   const double norm = optimizer_->clip_grad_norm(float(config_.clip_grad_norm), windows);
   if (!finite_loss || !std::isfinite(norm)) {
     const auto buffers = model_->named_buffers();
-    for (size_t i = 0; i < buffers.size() && i < buffer_backup_.size(); ++i) buffers[i].second->copy_(buffer_backup_[i]);
+    for (size_t i = 0; i < buffers.size() && i < buffer_backup_.size(); ++i)
+      buffers[i].second->copy_(buffer_backup_[i]);
     handle_nonfinite(finite_loss ? "gradient" : "loss", subs);
   } else {
     consecutive_skips_ = 0;

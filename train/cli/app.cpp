@@ -92,7 +92,8 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.generate->add_option("--prompt", a.prompt, "The text to continue")->required();
   a.generate->add_option("--max-new", a.max_new, "Bytes to generate (default 200, at most 1000000)")
       ->check(integer_in(1, 1000000));
-  a.generate->add_option("--exit", a.exit, "Decode at this depth exit (default: the full model)")->check(integer_in(1, kIntMax));
+  a.generate->add_option("--exit", a.exit, "Decode at this depth exit (default: the full model)")
+      ->check(integer_in(1, kIntMax));
   a.generate->add_option("--temperature", a.temperature, "0 (default): greedy; T > 0: sample softmax(logits / T)");
   a.generate->add_option("--seed", a.seed, "Seed of the sampler (default 0)")->check(kSeed);
   a.generate->add_option("--early-exit", a.early_exit,

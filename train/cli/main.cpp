@@ -158,7 +158,8 @@ int run_generate(const CliArgs& a) {
   // once the output is out (and only if nothing was refused).
   auto finish = [&](int status) {
     if (int64_t(prompt.size()) + a.max_new > config.context)
-      std::fprintf(stderr, "warning: %zu prompt bytes + %lld new ones pass the %lld-byte context the model was trained on\n",
+      std::fprintf(stderr,
+                   "warning: %zu prompt bytes + %lld new ones pass the %lld-byte context the model was trained on\n",
                    prompt.size(), (long long)a.max_new, (long long)config.context);
     return status;
   };
@@ -295,7 +296,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     if (app.get_subcommands().empty() && argc > 1 && argv[1][0] != '-') {
-      std::fprintf(stderr, "error: unknown subcommand '%s' (train, eval, export, predict, generate or info)\n", argv[1]);
+      std::fprintf(stderr, "error: unknown subcommand '%s' (train, eval, export, predict, generate or info)\n",
+                   argv[1]);
       return 2;
     }
     std::fprintf(stderr, "error: %s (see sortednet --help)\n", e.what());
