@@ -15,15 +15,19 @@ namespace {
 std::atomic<uint64_t> g_sequence{0};
 
 // The gradient buffer of a slot: zeros laid out like the owning tensor.
+// A zeroed f32 buffer laid out like the slot's tensor (its strides, offset 0): gradients are read
+// through the slot's geometry (window_in), so every buffer kept for it must share that layout.
+Tensor slot_buffer(const GradSlot& slot, Device device) {
+  int64_t span = 1;
+  for (size_t i = 0; i < slot.sizes.size(); ++i)
+    if (slot.sizes[i] > 0) span += (slot.sizes[i] - 1) * slot.strides[i];
+  auto storage = std::make_shared<Storage>(size_t(span) * 4, device);
+  backend_for(device).fill(Tensor::from_storage(storage, {span}, {1}, 0, DType::f32), 0.f);
+  return Tensor::from_storage(storage, slot.sizes, slot.strides, 0, DType::f32);
+}
+
 Tensor& ensure_buffer(GradSlot& slot, Device device) {
-  if (!slot.grad.defined()) {
-    int64_t span = 1;
-    for (size_t i = 0; i < slot.sizes.size(); ++i)
-      if (slot.sizes[i] > 0) span += (slot.sizes[i] - 1) * slot.strides[i];
-    auto storage = std::make_shared<Storage>(size_t(span) * 4, device);
-    slot.grad = Tensor::from_storage(storage, slot.sizes, slot.strides, 0, DType::f32);
-    backend_for(device).fill(Tensor::from_storage(storage, {span}, {1}, 0, DType::f32), 0.f);
-  }
+  if (!slot.grad.defined()) slot.grad = slot_buffer(slot, device);
   return slot.grad;
 }
 
@@ -221,8 +225,8 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       n->run(ctx);
     }
     if (out && out->retain && out->grad.defined()) {  // keep a copy apart from the in-flight sum
-      if (out->retained.defined()) backend_for(out->grad.device()).axpy(out->retained, 1.f, out->grad);
-      else out->retained = out->grad.clone();
+      if (!out->retained.defined()) out->retained = slot_buffer(*out, out->grad.device());
+      backend_for(out->grad.device()).axpy(out->retained, 1.f, out->grad);
     }
     if (out) out->grad = Tensor();
     if (!retain_graph) n->release();

@@ -58,8 +58,10 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, Shape sizes, Shape
       fail("Tensor", "sizes " + shape_str(sizes) + " strides " + shape_str(strides) + " overflow 64-bit offsets");
   }
   if (empty) last = offset - 1;
-  SN_CHECK(offset >= 0 && (last < offset ||
-                           uint64_t(last + 1) * element_size(dtype) <= storage->nbytes()),
+  uint64_t end_byte = 0;  // one past the last byte addressed (the product may overflow too)
+  const bool reach_ok = last < offset || !__builtin_mul_overflow(uint64_t(last) + 1, uint64_t(element_size(dtype)),
+                                                                  &end_byte);
+  SN_CHECK(offset >= 0 && reach_ok && (last < offset || end_byte <= storage->nbytes()),
            "Tensor", "sizes ", shape_str(sizes), " strides ", shape_str(strides), " offset ",
            offset, " reach past a storage of ", storage->nbytes(), " bytes");
   Tensor t;

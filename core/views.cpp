@@ -17,9 +17,9 @@ Tensor Tensor::make_view(Shape sizes, Shape strides, int64_t offset) const {
 
 Tensor Tensor::narrow(int64_t dim_, int64_t start, int64_t length) const {
   int64_t d = wrap_dim(dim_, dim(), "narrow");
-  SN_CHECK(start >= 0 && length >= 0 && start + length <= size(d), "narrow", "window [", start, ", ",
-           start + length, ") outside dim ", d, " of size ", size(d), " (shape ",
-           shape_str(sizes()), ")");
+  // length <= size - start rather than start + length <= size: no signed overflow for any input.
+  SN_CHECK(start >= 0 && length >= 0 && start <= size(d) && length <= size(d) - start, "narrow", "window of ",
+           length, " from ", start, " outside dim ", d, " of size ", size(d), " (shape ", shape_str(sizes()), ")");
   Shape sz = sizes();
   sz[d] = length;
   return make_view(sz, strides(), offset() + start * stride(d));
@@ -35,8 +35,8 @@ Tensor Tensor::slice(int64_t dim_, int64_t start, int64_t end, int64_t step) con
   end = std::clamp<int64_t>(end, start, n);
   Shape sz = sizes();
   Shape st = strides();
-  sz[d] = (end - start + step - 1) / step;
-  st[d] *= step;
+  sz[d] = end == start ? 0 : 1 + (end - start - 1) / step;  // no overflow for a huge step
+  SN_CHECK(!__builtin_mul_overflow(st[d], step, &st[d]), "slice", "step ", step, " overflows the stride");
   return make_view(sz, st, offset() + start * stride(d));
 }
 

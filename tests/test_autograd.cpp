@@ -152,6 +152,18 @@ TEST(Autograd, RetainGradAndGradientSeed) {
   for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(hg[i], 2 * hv[i], 1e-5f);
 }
 
+// A retained gradient reads back in the tensor's own layout, also when the op's output is a
+// transposed view (softmax over dim 0 computes along the last dim of a transpose).
+TEST(Autograd, RetainedGradientOfANonContiguousOutput) {
+  Tensor x = leaf(random_tensor({2, 3}, 18));
+  Tensor h = softmax(x, 0);
+  ASSERT_FALSE(h.is_contiguous());
+  h.retain_grad();
+  Tensor c = random_tensor({2, 3}, 19);
+  sum(h * c).backward();
+  EXPECT_EQ(to_vector<float>(h.grad().contiguous()), to_vector<float>(c));
+}
+
 TEST(Autograd, FirstGradientsDoNotAlias) {
   Tensor a = leaf(random_tensor({3}, 13)), b = leaf(random_tensor({3}, 14));
   sum(a + b).backward();

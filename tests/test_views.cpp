@@ -92,6 +92,10 @@ TEST(Views, AsStridedAndOverlap) {
   Tensor p = iota({10});
   p.set_requires_grad(true);
   EXPECT_THROW(p.as_strided({3, 3}, {1, 1}, 0), Error);  // overlapping view of a parameter
+  // A reach whose byte count wraps past 2^64 (2^62 elements of 4 bytes) is past the storage too.
+  EXPECT_THROW(t.as_strided({2}, {(int64_t(1) << 62) - 1}, 0), Error);
+  // Writing into elements that share memory would leave whichever write came last.
+  EXPECT_THROW(iota({1}).expand({4}).copy_(iota({4})), Error);
 }
 
 TEST(Views, ErrorsNameTheOpAndShapes) {

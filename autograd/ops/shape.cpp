@@ -156,6 +156,10 @@ Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace("copy_", *this);
   SN_CHECK(src.defined(), "copy_", "undefined source");
   check_same_device("copy_", *this, src);
+  // Several elements sharing one address (an expanded view) would end up with whichever thread
+  // wrote last.
+  SN_CHECK(is_non_overlapping(), "copy_", "the destination ", shape_str(sizes()), " with strides ",
+           shape_str(strides()), " has elements that share memory");
   Tensor from = src.detach().expand(sizes());
   if (from.storage() == storage()) from = from.clone();  // the same memory: copy through a temporary
   backend_for(device()).copy(detach(), from);
