@@ -35,6 +35,20 @@ TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_
                 "MALLOC_TOP_PAD_": str(1 << 30)}
 
 
+def has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f " in f.read().replace("\n", " ")
+    except OSError:
+        return False
+
+
+# PyTorch picks its AVX2 kernels on an AVX-512 CPU unless told otherwise (sortednet runs AVX-512
+# where the CPU has it): the tuned run asks for AVX-512 too.
+if has_avx512():
+    TUNED_MALLOC["ATEN_CPU_CAPABILITY"] = "avx512"
+
+
 def ours(build, name, min_time, device):
     e = env()
     e["SN_BENCH_DEVICE"] = device
@@ -65,21 +79,29 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu or cuda: both sides run there")
     ap.add_argument("--python", default="/usr/bin/python3", help="the interpreter that has PyTorch")
     ap.add_argument("--tuned-malloc", action="store_true",
-                    help="also run PyTorch with glibc malloc tuned not to return memory (its best case)")
+                    help="also run PyTorch at its best case: glibc malloc tuned not to return memory, and "
+                         "its AVX-512 kernels where the CPU has them")
     args = ap.parse_args()
     names = [n for n in NAMES + SCALE_NAMES if (not args.only and n in NAMES) or n in args.only.split(",")]
     ours_ms, torch_ms, tuned_ms, threads, tuned_threads = {}, {}, {}, {}, {}
+    blas = subprocess.run([args.python, "-c", "import torch; print(torch.__config__.show())"], capture_output=True,
+                          text=True, env=env()).stdout
+    capability = [line.strip() for line in blas.splitlines() if "capability" in line]
+    # Debian's PyTorch calls whatever libblas.so.3 is: OpenBLAS once libopenblas0 is installed,
+    # otherwise the slow reference BLAS.
+    print("PyTorch:", *capability, "(by default); libblas.so.3 ->",
+          os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3"))
     for _ in range(args.rounds):
         for name in names:
             ours_ms.setdefault(name, []).append(ours(args.build, name, args.min_time, args.device))
             t = torch(name, args.min_time, args.device, args.python)
             torch_ms.setdefault(name, []).append(t["ms"])
-            threads[name] = t["threads"]
+            threads[name] = t["threads"] if t.get("layout", "nchw") == "nchw" else f'{t["threads"]}, {t["layout"]}'
             if args.tuned_malloc:
                 t = torch(name, args.min_time, args.device, args.python, tuned_malloc=True)
                 tuned_ms.setdefault(name, []).append(t["ms"])
-                tuned_threads[name] = t["threads"]
-    extra = " PyTorch, malloc tuned (threads) | tuned / sortednet |" if args.tuned_malloc else ""
+                tuned_threads[name] = t["threads"] if t.get("layout", "nchw") == "nchw" else f'{t["threads"]}, {t["layout"]}'
+    extra = " PyTorch, tuned (threads) | tuned / sortednet |" if args.tuned_malloc else ""
     print("| sub-model | MFLOPs/example | sortednet ms/step | PyTorch ms/step (threads) | PyTorch / sortednet |" + extra)
     print("|---|---|---|---|---|" + ("---|---|" if args.tuned_malloc else ""))
     for name in names:
