@@ -237,6 +237,7 @@ def image_step_fn(name, dev, sync, x, y, layout):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--layouts", default="nchw,channels_last", help="the ResNet's layouts to try (the best is kept)")
     ap.add_argument("--min-time", type=float, default=2.0)
     ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(list(MODELS) + list(VIT_MODELS) + list(LM_STEPS)))
     ap.add_argument("--device", default="cpu", help="cpu or cuda (TF32 on, as sortednet's default)")
@@ -254,7 +255,7 @@ def main():
     names = [n for n in list(MODELS) + list(VIT_MODELS) + list(LM_STEPS) if not args.only or n in args.only.split(",")]
     for name in names:
         best = None
-        layouts = ["nchw", "channels_last"] if name.startswith("resnet") else ["nchw"]
+        layouts = args.layouts.split(",") if name.startswith("resnet") else ["nchw"]
         for threads in map(int, args.threads.split(",")):
             for layout in layouts:
                 torch.set_num_threads(threads)
