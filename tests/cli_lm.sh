@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/cli_lm.sh — the language model through the CLI (label `train`): a few SoFT steps of
 # fortunes-llama on a small generated corpus, eval of every exit and of an early-exit policy,
-# generate (greedy, sampled, early exit, speculative greedy and sampled), and clear one-line
-# errors for bad decoding flags. Usage: cli_lm.sh path/to/sortednet
+# generate (greedy, sampled, early exit, speculative greedy and sampled), clear one-line errors
+# for bad decoding flags, and the training loop's faults: a second run into a run's folder, a
+# non-finite gradient skipped or stopping the run, SIGTERM saving a checkpoint that --resume
+# continues. Usage: cli_lm.sh path/to/sortednet
 set -u
 cli="$1"
 work=$(mktemp -d)
