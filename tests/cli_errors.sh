@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/cli_errors.sh — bad input to the `sortednet` CLI ends with one line on stderr and a
-# non-zero exit (label `train`). Usage: cli_errors.sh path/to/sortednet
+# non-zero exit (label `train`), and no output overwrites a run: a second `train` into a run's
+# folder, `export`/`predict`/`eval --csv` onto a checkpoint. Usage: cli_errors.sh path/to/sortednet
 set -u
 cli="$1"
 cd "$(dirname "$0")/.."  # the recipes in configs/
