@@ -57,7 +57,9 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.train->add_option("--config", a.config, "Recipe (TOML), e.g. configs/fmnist-resnet-demo.toml")->required()->check(CLI::ExistingFile);
   a.train->add_option("--set", a.sets, "Override a recipe key: section.key=value (repeatable)");
   a.train->add_option("--out", a.out, "Output directory")->required();
-  a.train->add_flag("--resume", a.resume, "Continue from DIR/checkpoint.safetensors if present");
+  a.train->add_flag("--resume", a.resume,
+                    "Continue from DIR/checkpoint.safetensors if present (without it, a DIR that holds a run is "
+                    "refused)");
   a.train->add_option("--device", a.device, "cpu, cuda or cuda:N (same as --set train.device=...)");
   a.train->footer(recipe_keys);
 
