@@ -43,34 +43,21 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(float* data, int64_t n) override {
     stats_.collectives++;
     stats_.bytes_reduced += n * int64_t(sizeof(float));
-    for (int64_t done = 0; done < n;) {
-      const int count = int(std::min<int64_t>(n - done, kMaxCount));
-      MPI_Request request;
-      check(MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request), "all-reduce");
-      wait(request, "all-reduce");
-      done += count;
-    }
+    in_pieces(n, [&](int64_t done, int count, MPI_Request* request) {
+      return MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, request);
+    }, "all-reduce");
   }
   void all_reduce_max(int64_t* data, int64_t n) override {
     stats_.collectives++;
-    for (int64_t done = 0; done < n;) {
-      const int count = int(std::min<int64_t>(n - done, kMaxCount));
-      MPI_Request request;
-      check(MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, &request),
-            "all-reduce");
-      wait(request, "all-reduce");
-      done += count;
-    }
+    in_pieces(n, [&](int64_t done, int count, MPI_Request* request) {
+      return MPI_Iallreduce(MPI_IN_PLACE, data + done, count, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, request);
+    }, "all-reduce");
   }
   void broadcast(void* data, int64_t bytes, int root) override {
     stats_.collectives++;
-    for (int64_t done = 0; done < bytes;) {  // an optimizer state or a staged GPU tensor may pass 2 GiB
-      const int count = int(std::min<int64_t>(bytes - done, kMaxCount));
-      MPI_Request request;
-      check(MPI_Ibcast(static_cast<char*>(data) + done, count, MPI_BYTE, root, MPI_COMM_WORLD, &request), "broadcast");
-      wait(request, "broadcast");
-      done += count;
-    }
+    in_pieces(bytes, [&](int64_t done, int count, MPI_Request* request) {  // optimizer states may pass 2 GiB
+      return MPI_Ibcast(static_cast<char*>(data) + done, count, MPI_BYTE, root, MPI_COMM_WORLD, request);
+    }, "broadcast");
   }
   void barrier() override {
     MPI_Request request;
@@ -105,7 +92,19 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  static constexpr int64_t kMaxCount = int64_t(1) << 30;  // MPI counts are int: larger data goes in pieces
+  // MPI counts are int: n elements go as collectives of at most 2^30 each, issued by
+  // start(done, count, &request) and each waited for against the deadline.
+  template <class Start>
+  void in_pieces(int64_t n, Start&& start, const char* what) {
+    for (int64_t done = 0; done < n;) {
+      const int count = int(std::min<int64_t>(n - done, int64_t(1) << 30));
+      MPI_Request request;
+      check(start(done, count, &request), what);
+      wait(request, what);
+      done += count;
+    }
+  }
+
   double timeout_s_;
   int rank_ = 0, size_ = 1;
 };

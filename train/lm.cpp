@@ -181,20 +181,6 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
     save_checkpoint(ckpt, *model, optimizer, c, s);
     saved = at;
   };
-  // A non-finite loss or gradient: the step is skipped (train.nonfinite = "skip", up to
-  // train.max_consecutive_skips in a row) or the run stops, naming the last good checkpoint.
-  auto nonfinite = [&](const char* what) {
-    const std::string last = saved >= 0 ? detail::concat("the last good checkpoint is ", ckpt, " (step ", saved, ")")
-                                        : std::string("no checkpoint was written yet");
-    if (c.nonfinite == "stop")
-      fail("train", detail::concat("non-finite ", what, " at step ", step + 1, "; stopped: ", last));
-    ++skipped;
-    if (++skipped_in_a_row > c.max_consecutive_skips)
-      fail("train", detail::concat("non-finite ", what, " in ", skipped_in_a_row, " steps in a row (last at step ",
-                                   step + 1, "); stopped: ", last));
-    std::fprintf(stderr, "warning: non-finite %s at step %lld: step skipped (%lld so far)\n", what,
-                 (long long)(step + 1), (long long)skipped);
-  };
   StopSignals signals;  // SIGINT/SIGTERM: finish the step, save, stop
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = step;
@@ -227,7 +213,8 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
       loss_sum += value;
       ++loss_count;
     } else {
-      nonfinite(std::isfinite(value) ? "gradient" : "loss");
+      skip_or_stop_nonfinite(c, std::isfinite(value) ? "gradient" : "loss", detail::concat("step ", step + 1), ckpt,
+                             saved, skipped, skipped_in_a_row);
     }
     optimizer.zero_grad(windows);
     if ((step + 1) % c.log_every == 0 || step + 1 == total) {

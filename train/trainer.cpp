@@ -233,21 +233,25 @@ void Trainer::reduce_step(std::vector<Shape>& windows, double& loss_sum) {
   if (scalars[1] > 0 && stop_signal_ == 0) stop_signal_ = stop_requested() ? stop_requested() : SIGTERM;
 }
 
+void skip_or_stop_nonfinite(const TrainConfig& config, const std::string& what, const std::string& where,
+                            const std::string& checkpoint, int64_t saved_step, int64_t& skipped, int64_t& in_a_row) {
+  const std::string last = saved_step >= 0
+                               ? detail::concat("the last good checkpoint is ", checkpoint, " (step ", saved_step, ")")
+                               : std::string("no checkpoint was written yet");
+  if (config.nonfinite == "stop") fail("train", detail::concat("non-finite ", what, " at ", where, "; stopped: ", last));
+  ++skipped;
+  if (++in_a_row > config.max_consecutive_skips)
+    fail("train", detail::concat("non-finite ", what, " in ", in_a_row, " steps in a row, the last at ", where,
+                                 "; stopped: ", last));
+  std::fprintf(stderr, "warning: non-finite %s at %s: step skipped (%lld so far)\n", what.c_str(), where.c_str(),
+               (long long)skipped);
+}
+
 void Trainer::handle_nonfinite(const std::string& what, const std::vector<int64_t>& subs) {
   std::string names;
   for (int64_t s : subs) names += (names.empty() ? "" : "; ") + model_->space().at(s).str();
-  const std::string last = last_saved_step_ >= 0
-                               ? detail::concat("the last good checkpoint is ", out_dir_, "/checkpoint.safetensors (step ",
-                                                last_saved_step_, ")")
-                               : std::string("no checkpoint was written yet");
-  if (config_.nonfinite == "stop")
-    fail("train", detail::concat("non-finite ", what, " at step ", step_, " (sub-models ", names, "); stopped: ", last));
-  ++skipped_steps_;
-  if (++consecutive_skips_ > config_.max_consecutive_skips)
-    fail("train", detail::concat("non-finite ", what, " in ", consecutive_skips_, " steps in a row (last at step ", step_,
-                                 "); stopped: ", last));
-  std::fprintf(stderr, "warning: non-finite %s at step %lld (sub-models %s): step skipped (%lld so far)\n",
-               what.c_str(), (long long)step_, names.c_str(), (long long)skipped_steps_);
+  skip_or_stop_nonfinite(config_, what, detail::concat("step ", step_, " (sub-models ", names, ")"),
+                         out_dir_ + "/checkpoint.safetensors", last_saved_step_, skipped_steps_, consecutive_skips_);
 }
 
 std::vector<int64_t> Trainer::next_submodels() {

@@ -29,6 +29,13 @@ class TrainingInterrupted : public Error {
   int signal_;
 };
 
+// train.nonfinite for a step whose `what` ("loss" or "gradient") is NaN or infinite, at `where`
+// (e.g. "step 13 (sub-models width=8/8)"): with "skip" it counts the step in `skipped` and
+// `in_a_row` and warns on stderr; with "stop", or past train.max_consecutive_skips in a row, it
+// fails with one line naming the last good checkpoint (`saved_step` < 0: none was written).
+void skip_or_stop_nonfinite(const TrainConfig& config, const std::string& what, const std::string& where,
+                            const std::string& checkpoint, int64_t saved_step, int64_t& skipped, int64_t& in_a_row);
+
 // Loads the recipe's training and test sets (limits applied).
 std::pair<Dataset, Dataset> load_datasets(const TrainConfig& config);
 
