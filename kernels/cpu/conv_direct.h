@@ -55,7 +55,10 @@ void direct_conv_image(const DirectConvImage& job, const float* packed, DirectTi
 
 // The filter gradient of one image, accumulated:
 //
-//   dw[tap, co, ci] += Σ_{p < L} dy[co·ld_dy + p] · x_t[(offset[tap] + p)·Cin + ci]
+//   dw[tap, co, ci] += Σ_p dy[co·ld_dy + p] · x_t[(offset[tap] + p)·Cin + ci]
+//
+// over the output positions p: rows of row_len positions every row_stride, up to L. The columns
+// between rows (a padded plane's overhang) are skipped, not multiplied by zero.
 //
 // x_t is the padded plane set in channels-last order ([position][ci]), so a tap is a row offset
 // and the kernel keeps an MR × lanes·NV tile of dw (channels co by ci) in registers over all L
@@ -66,6 +69,7 @@ struct DirectConvWeightImage {
   const float* x_t;        // [position][Cin]
   const int64_t* offsets;  // ntaps offsets (in positions)
   int64_t ntaps, Cin, Cout, L;
+  int64_t row_len, row_stride;
   float* dw;               // [tap][Cout][Cin], accumulated
 };
 // tile: direct_tile_for(Cin, Cout) — the vectors run along Cin here.

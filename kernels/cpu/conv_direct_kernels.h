@@ -95,11 +95,14 @@ void tile_kernel(const float* a, const float* in, int64_t plane, const int64_t* 
 // One MR × lanes·NV tile of the filter gradient of one tap (see direct_conv_weight_image),
 // accumulated into dw.
 template <class V, int MR, int NV>
-void weight_tile_kernel(const float* dy, int64_t ld_dy, const float* x_t, int64_t ld_x, int64_t L,
-                        const Masks<V>& masks, float* dw, int64_t ld_w) {
+void weight_tile_kernel(const float* dy, int64_t ld_dy, const float* x_t, int64_t ld_x, int64_t L, int64_t row_len,
+                        int64_t row_stride, const Masks<V>& masks, float* dw, int64_t ld_w) {
   Tile<V, MR, NV> tile;
   tile.load(dw, ld_w, masks);
-  for (int64_t p = 0; p < L; ++p, x_t += ld_x, ++dy) tile.add_outer(dy, ld_dy, x_t, masks);
+  for (int64_t p0 = 0; p0 < L; p0 += row_stride) {
+    const int64_t end = std::min(p0 + row_len, L);
+    for (int64_t p = p0; p < end; ++p) tile.add_outer(dy + p, ld_dy, x_t + p * ld_x, masks);
+  }
   tile.store(dw, ld_w, masks);
 }
 
@@ -107,7 +110,8 @@ template <class V>
 using TileFn = void (*)(const float*, const float*, int64_t, const int64_t*, int64_t, int64_t, const Masks<V>&, float*,
                         int64_t);
 template <class V>
-using WeightTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, const Masks<V>&, float*, int64_t);
+using WeightTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t, const Masks<V>&,
+                              float*, int64_t);
 
 // Row nv of the kernel tables: entry m is the kernel for m channels (1 ≤ m ≤ max_mr[nv]).
 template <class V, int NV, int... M>
@@ -168,7 +172,8 @@ void weight_image(const DirectConvWeightImage& job, DirectTile tile) {
       for (int64_t b0 = 0; b0 < job.Cout; b0 += tile.mr) {
         const int64_t m = std::min<int64_t>(tile.mr, job.Cout - b0);
         kTiles[size_t(tile.nv)][size_t(m)](job.dy + b0 * job.ld_dy, job.ld_dy, job.x_t + job.offsets[t] * job.Cin + c0,
-                                           job.Cin, job.L, masks, job.dw + t * tap_size + b0 * job.Cin + c0, job.Cin);
+                                           job.Cin, job.L, job.row_len, job.row_stride, masks,
+                                           job.dw + t * tap_size + b0 * job.Cin + c0, job.Cin);
       }
   }
 }

@@ -313,7 +313,8 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     if (direct_dw) {
       float* x_t = xpads[t];
       pad_image_channels_last(x_t, x, n, s, ph);
-      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, dw_parts[t]}, weight_tile);
+      direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, Wo, Wq, dw_parts[t]},
+                               weight_tile);
     } else if (dw.defined()) {  // dW_tap += dy · xpad_shiftedᵀ
       float* xpad = xpads[t];
       pad_image(xpad, x, n, s, ph);
