@@ -62,7 +62,8 @@ enum class Layer { plain, down3x3, down1x1 };
 void conv(benchmark::State& state, bool backward, cpu::ConvAlgorithm algorithm, cpu::DirectIsa isa, Layer layer) {
   const int stage = int(state.range(0)), width = int(state.range(1));
   cpu::set_direct_conv_isa(isa);
-  if (algorithm == cpu::ConvAlgorithm::direct && !cpu::direct_conv_available()) {
+  const bool kernel = algorithm == cpu::ConvAlgorithm::direct || algorithm == cpu::ConvAlgorithm::implicit_gemm;
+  if (kernel && !cpu::direct_conv_available()) {
     cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
     state.SkipWithError("the direct kernel does not run on this CPU (or with this instruction set)");
     return;
@@ -149,7 +150,10 @@ void register_all() {
   const Algorithm algorithms[] = {{"im2col", cpu::ConvAlgorithm::im2col, cpu::DirectIsa::automatic},
                                   {"shifted", cpu::ConvAlgorithm::shifted, cpu::DirectIsa::automatic},
                                   {"direct", cpu::ConvAlgorithm::direct, cpu::DirectIsa::automatic},
-                                  {"direct-avx2", cpu::ConvAlgorithm::direct, cpu::DirectIsa::avx2}};
+                                  {"implicit-gemm", cpu::ConvAlgorithm::implicit_gemm, cpu::DirectIsa::automatic},
+                                  {"auto", cpu::ConvAlgorithm::automatic, cpu::DirectIsa::automatic},
+                                  {"direct-avx2", cpu::ConvAlgorithm::direct, cpu::DirectIsa::avx2},
+                                  {"implicit-gemm-avx2", cpu::ConvAlgorithm::implicit_gemm, cpu::DirectIsa::avx2}};
   for (bool backward : {false, true})
     for (int stage = 0; stage < 3; ++stage)
       for (int width : {8, 4})
@@ -164,7 +168,7 @@ void register_all() {
     for (int stage = 1; stage < 3; ++stage)
       for (Layer layer : {Layer::down3x3, Layer::down1x1})
         for (int width : {8, 4})
-          for (const Algorithm& a : {algorithms[0], algorithms[2]}) {
+          for (const Algorithm& a : {algorithms[0], algorithms[2], algorithms[3], algorithms[4]}) {
             const std::string label = std::string("conv/") + (backward ? "backward/" : "forward/") + a.name + "/stage" +
                                       std::to_string(stage + 1) + (layer == Layer::down3x3 ? "-down3x3" : "-down1x1") +
                                       "/width" + std::to_string(width);

@@ -185,9 +185,11 @@ TEST(Gradcheck, Conv2d) {
     Shape x, w;
     Conv2dGeometry g;
   };
-  // Every CPU algorithm: im2col, and shifted planes with BLAS per tap or the direct kernel (these
-  // apply to the ungrouped cases with filters larger than 1×1; with a stride, over phase planes).
-  for (auto algorithm : {cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct})
+  // Every CPU algorithm: im2col, and shifted planes with BLAS per tap, the planar direct kernel or
+  // the channels-last implicit GEMM (these apply to the ungrouped cases; with a stride, over phase
+  // planes).
+  for (auto algorithm : {cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct,
+                         cpu::ConvAlgorithm::implicit_gemm})
   for (const Case& c : {Case{{2, 2, 5, 5}, {3, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 1}},
                         Case{{1, 4, 6, 6}, {4, 2, 3, 3}, {2, 2, 1, 1, 1, 1, 2}},
                         Case{{2, 3, 5, 5}, {3, 1, 3, 3}, {1, 1, 1, 1, 1, 1, 3}},

@@ -495,19 +495,25 @@ void expect_direct_matches_reference(const ref::Conv& c) {
     cpu::set_conv_algorithm(cpu::ConvAlgorithm::automatic);
     return Result{to_vector<float>(y), to_vector<float>(xl.grad()), to_vector<float>(wl.grad())};
   };
-  const Result direct = run(cpu::ConvAlgorithm::direct), unrolled = run(cpu::ConvAlgorithm::im2col);
-  expect_close(direct.y, ref::conv2d(to_vector<float>(X.narrow(1, 0, c.Cin)), to_vector<float>(Wt.prefix({c.Cout, c.Cin})),
-                                     to_vector<float>(Bs), c),
-               1e-4f, "direct forward vs reference");
-  expect_close(direct.dx, unrolled.dx, 1e-4f, "dx direct vs im2col");
-  expect_close(direct.dw, unrolled.dw, 1e-4f, "dw direct vs im2col");
+  const Result unrolled = run(cpu::ConvAlgorithm::im2col);
+  const V reference = ref::conv2d(to_vector<float>(X.narrow(1, 0, c.Cin)), to_vector<float>(Wt.prefix({c.Cout, c.Cin})),
+                                  to_vector<float>(Bs), c);
+  // The planar kernel, and the channels-last implicit GEMM (forward, and stride-1 dx).
+  for (cpu::ConvAlgorithm algorithm : {cpu::ConvAlgorithm::direct, cpu::ConvAlgorithm::implicit_gemm}) {
+    SCOPED_TRACE(algorithm == cpu::ConvAlgorithm::direct ? "planar" : "implicit GEMM");
+    const Result direct = run(algorithm);
+    expect_close(direct.y, reference, 1e-4f, "direct forward vs reference");
+    expect_close(direct.dx, unrolled.dx, 1e-4f, "dx direct vs im2col");
+    expect_close(direct.dw, unrolled.dw, 1e-4f, "dw direct vs im2col");
+  }
 }
 
-// The direct kernel's tiles, for every instruction set this CPU runs (AVX-512, AVX2): channel
-// counts that leave every remainder block (1..16 channels), output lengths around the 8- and
-// 16-lane vectors, paddings up to K − 1 and beyond; strides 2 and 3 (phase-split planes: odd and
-// even sizes, filters smaller than the stride so that some phases are read by no tap, with the
-// filter gradient from the direct kernel or BLAS), W2's downsampling layers.
+// The direct kernels' tiles (planar and implicit GEMM), for every instruction set this CPU runs
+// (AVX-512, AVX2): channel counts that leave every remainder block (1..16 channels, and input
+// channels past a multiple of 16 for the GEMM's panels), output lengths around the 8- and 16-lane
+// vectors, paddings up to K − 1 and beyond; strides 2 and 3 (phase-split planes: odd and even
+// sizes, filters smaller than the stride so that some phases are read by no tap, with the filter
+// gradient from the direct kernel or BLAS), W2's downsampling layers.
 TEST(Ops, Conv2dDirectKernelTileShapes) {
   int tested = 0;
   for (cpu::DirectIsa isa : {cpu::DirectIsa::avx512, cpu::DirectIsa::avx2}) {
@@ -525,7 +531,8 @@ TEST(Ops, Conv2dDirectKernelTileShapes) {
           ref::Conv{2, 5, 9, 8, 7, 3, 3, 2, 1, 1, 1}, ref::Conv{2, 17, 7, 7, 9, 3, 3, 2, 0, 1, 1},
           ref::Conv{2, 4, 11, 13, 6, 5, 5, 2, 2, 1, 1}, ref::Conv{2, 3, 10, 9, 5, 3, 3, 3, 1, 1, 1},
           ref::Conv{2, 16, 8, 8, 5, 2, 2, 3, 1, 1, 1}, ref::Conv{2, 20, 6, 7, 4, 3, 3, 2, 3, 1, 1},
-          ref::Conv{2, 18, 9, 10, 6, 2, 3, 3, 0, 1, 1}})
+          ref::Conv{2, 18, 9, 10, 6, 2, 3, 3, 0, 1, 1}, ref::Conv{2, 33, 7, 7, 70, 3, 3, 1, 1, 1, 1},
+          ref::Conv{2, 24, 5, 6, 19, 1, 1, 1, 0, 1, 1}})
       expect_direct_matches_reference(c);
   }
   cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);
@@ -547,7 +554,7 @@ TEST(Ops, Conv2dInputGradientWithAFrozenFilter) {
     };
     const V reference = dx_of(cpu::ConvAlgorithm::im2col);
     SCOPED_TRACE("stride " + std::to_string(stride));
-    for (auto algorithm : {cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct})
+    for (auto algorithm : {cpu::ConvAlgorithm::shifted, cpu::ConvAlgorithm::direct, cpu::ConvAlgorithm::implicit_gemm})
       expect_close(dx_of(algorithm), reference, 1e-4f, "dx with a frozen filter");
   }
 }
@@ -561,7 +568,7 @@ TEST(Ops, Conv2dGroupedDepthwiseStridedPadded) {
                       ref::Conv{1, 2, 9, 9, 3, 3, 3, 1, 2, 2, 1}, ref::Conv{4, 5, 7, 5, 6, 3, 3, 1, 1, 1, 1},
                       ref::Conv{3, 4, 6, 8, 5, 5, 5, 1, 2, 1, 1}, ref::Conv{2, 3, 5, 6, 4, 2, 3, 1, 0, 1, 1}}) {
     for (auto algorithm : {cpu::ConvAlgorithm::automatic, cpu::ConvAlgorithm::im2col, cpu::ConvAlgorithm::shifted,
-                           cpu::ConvAlgorithm::direct})
+                           cpu::ConvAlgorithm::direct, cpu::ConvAlgorithm::implicit_gemm})
     for (bool nested : {false, true}) {
       cpu::set_conv_algorithm(algorithm);
       Tensor X = random_tensor({c.N, c.Cin + 2, c.H, c.W}, 40);

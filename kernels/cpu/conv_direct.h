@@ -33,6 +33,8 @@ struct DirectTile {
   int nv, mr;
 };
 DirectTile direct_tile_for(int64_t L, int64_t Cout);
+// The estimated cycles per reduction step (one input channel of one tap) of a tile choice.
+double direct_conv_cost(int64_t L, int64_t Cout, DirectTile tile);
 
 // Writes the filter in the kernel's order into packed (ntaps·Cout·Cin floats): blocks of mr
 // output channels (the last may be smaller), each [ci][tap][mr] — all taps of one input plane
@@ -74,5 +76,37 @@ struct DirectConvWeightImage {
 };
 // tile: direct_tile_for(Cin, Cout) — the vectors run along Cin here.
 void direct_conv_weight_image(const DirectConvWeightImage& job, DirectTile tile);
+
+// The same convolution as an implicit GEMM over a channels-last input, with the vectors along the
+// output channels instead of the positions:
+//
+//   out[p·ldo + co] = Σ_tap Σ_ci in_t[(base[p] + offset[tap])·Cin + ci] · w[tap][co][ci],   p < P
+//
+// The output positions are listed (base[p]), so a padded plane's overhang and a stride's skipped
+// positions cost nothing; the planar kernel computes them in idle lanes (on W2's 7 × 7 planes, 2
+// columns of every 9). Layers with few output channels leave this kernel's lanes idle instead:
+// conv_shifted.cpp compares direct_conv_cost and gemm_conv_cost per shape. A tile is MR positions
+// by lanes·NV channels; each step broadcasts MR inputs from a panel of the tile's positions
+// (packed per tile: [tap][16 channels][MR][16]) and loads NV vectors of the packed filter.
+struct GemmConvImage {
+  const float* in_t;       // [position][Cin]
+  int64_t Cin;
+  const int64_t* bases;    // P output positions, each the input position its first tap reads less offset[0]
+  int64_t P;
+  const int64_t* offsets;  // ntaps offsets (in positions)
+  int64_t ntaps, Cout;
+  float* out;              // out[p·ldo + co], written
+  int64_t ldo;
+  float* panel;            // gemm_conv_panel_floats(ntaps, Cin, tile) floats of scratch
+};
+DirectTile gemm_conv_tile_for(int64_t P, int64_t Cout);
+// The estimated cycles per reduction step, in direct_conv_cost's units, its overheads included.
+double gemm_conv_cost(int64_t P, int64_t Cout, int64_t Cin, int64_t ntaps, DirectTile tile);
+int64_t gemm_conv_packed_floats(int64_t ntaps, int64_t Cout, int64_t Cin, DirectTile tile);
+int64_t gemm_conv_panel_floats(int64_t ntaps, int64_t Cin, DirectTile tile);
+// taps[t][co][ci] (as for pack_direct_filter) into packed: blocks of lanes·NV output channels
+// (the last zero-filled), each [tap][ci][lanes·NV].
+void pack_gemm_conv_filter(const float* taps, int64_t ntaps, int64_t Cout, int64_t Cin, DirectTile tile, float* packed);
+void gemm_conv_image(const GemmConvImage& job, const float* packed, DirectTile tile);
 
 }  // namespace sn::cpu

@@ -24,6 +24,7 @@ struct IsaKernels {
   std::array<int, 5> max_mr;  // per nv, 1..max_nv
   void (*forward)(const DirectConvImage&, const float* packed, DirectTile);
   void (*weight)(const DirectConvWeightImage&, DirectTile);
+  void (*gemm)(const GemmConvImage&, const float* packed, DirectTile);
 };
 
 // nullptr where that translation unit could not be built for the ISA (not x86-64, or a compiler
@@ -106,12 +107,30 @@ void weight_tile_kernel(const float* dy, int64_t ld_dy, const float* x_t, int64_
   tile.store(dw, ld_w, masks);
 }
 
+// One MR × lanes·NV tile of the implicit GEMM (see gemm_conv_image): `a` is the tile's panel
+// [tap][16 channels][MR][16], `w` the channel block's packed filter [tap][ci][nr].
+template <class V, int MR, int NV>
+void gemm_tile_kernel(const float* a, const float* w, int64_t ntaps, int64_t Cin, int64_t nr, const Masks<V>& masks,
+                      float* out, int64_t ldo) {
+  Tile<V, MR, NV> tile;
+  tile.zero();
+  for (int64_t t = 0; t < ntaps; ++t)
+    for (int64_t c0 = 0; c0 < Cin; c0 += 16, a += MR * 16) {
+      const int64_t kc = std::min<int64_t>(16, Cin - c0);
+      for (int64_t c = 0; c < kc; ++c, w += nr) tile.add_outer(a + c, 16, w, masks);
+    }
+  tile.store(out, ldo, masks);
+}
+
 template <class V>
 using TileFn = void (*)(const float*, const float*, int64_t, const int64_t*, int64_t, int64_t, const Masks<V>&, float*,
                         int64_t);
 template <class V>
 using WeightTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t, const Masks<V>&,
                               float*, int64_t);
+
+template <class V>
+using GemmTileFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, const Masks<V>&, float*, int64_t);
 
 // Row nv of the kernel tables: entry m is the kernel for m channels (1 ≤ m ≤ max_mr[nv]).
 template <class V, int NV, int... M>
@@ -127,6 +146,13 @@ constexpr std::array<WeightTileFn<V>, kMaxRows + 1> weight_row(std::integer_sequ
   return row;
 }
 
+template <class V, int NV, int... M>
+constexpr std::array<GemmTileFn<V>, kMaxRows + 1> gemm_row(std::integer_sequence<int, M...>) {
+  std::array<GemmTileFn<V>, kMaxRows + 1> row{};
+  ((row[size_t(M + 1)] = &gemm_tile_kernel<V, M + 1, NV>), ...);
+  return row;
+}
+
 template <class V, int... NV>
 constexpr std::array<std::array<TileFn<V>, kMaxRows + 1>, 5> tile_table(std::integer_sequence<int, NV...>) {
   std::array<std::array<TileFn<V>, kMaxRows + 1>, 5> table{};
@@ -137,6 +163,13 @@ template <class V, int... NV>
 constexpr std::array<std::array<WeightTileFn<V>, kMaxRows + 1>, 5> weight_table(std::integer_sequence<int, NV...>) {
   std::array<std::array<WeightTileFn<V>, kMaxRows + 1>, 5> table{};
   ((table[size_t(NV + 1)] = weight_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
+  return table;
+}
+
+template <class V, int... NV>
+constexpr std::array<std::array<GemmTileFn<V>, kMaxRows + 1>, 5> gemm_table(std::integer_sequence<int, NV...>) {
+  std::array<std::array<GemmTileFn<V>, kMaxRows + 1>, 5> table{};
+  ((table[size_t(NV + 1)] = gemm_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
   return table;
 }
 
@@ -178,9 +211,43 @@ void weight_image(const DirectConvWeightImage& job, DirectTile tile) {
   }
 }
 
+// n ≤ 16 floats from src to dst, in vectors (only the n floats are read and written).
+template <class V>
+[[gnu::always_inline]] inline void copy_short(const float* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; i += V::lanes) {
+    const typename V::Mask m = V::mask(std::min<int64_t>(n - i, V::lanes));
+    V::store(m, dst + i, V::load(m, src + i));
+  }
+}
+
+// The panel of positions p0 .. p0 + m − 1: panel[t][cb][r][c] = in_t[(base[p0 + r] + offset[t])·Cin + 16·cb + c].
+template <class V>
+void pack_panel(const GemmConvImage& job, int64_t p0, int64_t m) {
+  float* dst = job.panel;
+  for (int64_t t = 0; t < job.ntaps; ++t)
+    for (int64_t c0 = 0; c0 < job.Cin; c0 += 16, dst += m * 16) {
+      const int64_t kc = std::min<int64_t>(16, job.Cin - c0);
+      for (int64_t r = 0; r < m; ++r)
+        copy_short<V>(job.in_t + (job.bases[p0 + r] + job.offsets[t]) * job.Cin + c0, dst + r * 16, kc);
+    }
+}
+
+template <class V>
+void gemm_image(const GemmConvImage& job, const float* packed, DirectTile tile) {
+  static constexpr auto kTiles = gemm_table<V>(std::make_integer_sequence<int, V::max_nv>());
+  const int64_t nr = V::lanes * tile.nv, block = job.ntaps * job.Cin * nr;
+  for (int64_t p0 = 0; p0 < job.P; p0 += tile.mr) {
+    const int64_t m = std::min<int64_t>(tile.mr, job.P - p0);
+    pack_panel<V>(job, p0, m);
+    for (int64_t b0 = 0, b = 0; b0 < job.Cout; b0 += nr, ++b)
+      kTiles[size_t(tile.nv)][size_t(m)](job.panel, packed + b * block, job.ntaps, job.Cin, nr,
+                                         lane_masks<V>(b0, job.Cout, tile.nv), job.out + p0 * job.ldo + b0, job.ldo);
+  }
+}
+
 template <class V>
 IsaKernels kernels_for(const char* name) {
-  IsaKernels k{name, V::lanes, V::max_nv, {}, &forward_image<V>, &weight_image<V>};
+  IsaKernels k{name, V::lanes, V::max_nv, {}, &forward_image<V>, &weight_image<V>, &gemm_image<V>};
   for (int nv = 1; nv <= V::max_nv; ++nv) k.max_mr[size_t(nv)] = V::max_mr[size_t(nv)];
   return k;
 }

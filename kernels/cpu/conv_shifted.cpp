@@ -25,6 +25,7 @@ ConvAlgorithm algorithm_from_environment() {
   if (env && std::string(env) == "im2col") return ConvAlgorithm::im2col;
   if (env && std::string(env) == "shifted") return ConvAlgorithm::shifted;
   if (env && std::string(env) == "direct") return ConvAlgorithm::direct;
+  if (env && std::string(env) == "implicit-gemm") return ConvAlgorithm::implicit_gemm;
   return ConvAlgorithm::automatic;
 }
 
@@ -88,7 +89,33 @@ std::vector<int64_t> tap_offsets(const ShiftedConvShape& s, const Phases& ph) {
 
 bool use_direct() {
   const ConvAlgorithm a = conv_algorithm();
-  return direct_conv_available() && (a == ConvAlgorithm::direct || a == ConvAlgorithm::automatic);
+  return direct_conv_available() &&
+         (a == ConvAlgorithm::direct || a == ConvAlgorithm::implicit_gemm || a == ConvAlgorithm::automatic);
+}
+
+// Whether the implicit GEMM (P listed positions) runs instead of the planar kernel (L positions
+// with the overhang) for a layer of Cin → Cout channels and ntaps taps.
+bool use_gemm(int64_t L, int64_t P, int64_t Cout, int64_t Cin, int64_t ntaps, DirectTile planar, DirectTile gemm) {
+  switch (conv_algorithm()) {
+    case ConvAlgorithm::implicit_gemm: return true;
+    case ConvAlgorithm::automatic:
+      return gemm_conv_cost(P, Cout, Cin, ntaps, gemm) < direct_conv_cost(L, Cout, planar);
+    default: return false;
+  }
+}
+
+// The output positions (ho, wo) of a plane of width ld, in order: ho·ld + wo.
+std::vector<int64_t> position_bases(int64_t Ho, int64_t Wo, int64_t ld, int64_t first = 0) {
+  std::vector<int64_t> bases;
+  bases.reserve(size_t(Ho * Wo));
+  for (int64_t ho = 0; ho < Ho; ++ho)
+    for (int64_t wo = 0; wo < Wo; ++wo) bases.push_back(first + ho * ld + wo);
+  return bases;
+}
+
+// Channels-last rows out_t[p][c] (row stride ld) to the planes of image dst: dst[c·cs + p].
+void from_channels_last(const float* out_t, int64_t ld, int64_t positions, int64_t channels, float* dst, int64_t cs) {
+  to_channels_last(out_t, ld, positions, channels, [&](int64_t c) { return dst + c * cs; });
 }
 
 // Copies image n of x into the phases of a zero-bordered padded plane set [Cin][phases] (those
@@ -144,6 +171,8 @@ struct PhaseDx {
   Scratch packed;                // those taps' filters, [Cin, Cout] each, packed for the kernel
   DirectTile tile{};
   int64_t in = 0, L = 0;  // the base in dy's planes that offsets are added to; positions computed
+  bool gemm = false;      // the implicit GEMM over channels-last dy (stride 1 only): bases, packed
+  std::vector<int64_t> bases;
 };
 
 // dy is stored at (ho + ch, wo + cd) of planes Hr × Wr, with borders wide enough for every
@@ -185,9 +214,19 @@ std::vector<PhaseDx> phase_dx_jobs(const Tensor& w, const ShiftedConvShape& s, c
             flipped.data()[(t * s.Cin + ci) * s.Cout + co] = wp[co * ldw + ci * ntaps + taps[size_t(t)]];
       job.L = (r.rows - 1) * dp.Wr + r.cols;
       job.tile = direct_tile_for(job.L, s.Cin);
-      job.packed = Scratch(n * s.Cin * s.Cout);
-      pack_direct_filter(flipped.data(), n, s.Cin, s.Cout, job.tile.mr, job.packed.data());
       job.in = (r.i0 + dp.ch - qh) * dp.Wr + (r.j0 + dp.cd - qw);
+      const bool stride1 = s.stride_h == 1 && s.stride_w == 1;  // dx's positions are then its planes, in order
+      const DirectTile gemm_tile = gemm_conv_tile_for(r.rows * r.cols, s.Cin);
+      if (stride1 && use_gemm(job.L, r.rows * r.cols, s.Cin, s.Cout, n, job.tile, gemm_tile)) {
+        job.gemm = true;
+        job.tile = gemm_tile;
+        job.bases = position_bases(r.rows, r.cols, dp.Wr, job.in);
+        job.packed = Scratch(gemm_conv_packed_floats(n, s.Cin, s.Cout, gemm_tile));
+        pack_gemm_conv_filter(flipped.data(), n, s.Cin, s.Cout, gemm_tile, job.packed.data());
+      } else {
+        job.packed = Scratch(n * s.Cin * s.Cout);
+        pack_direct_filter(flipped.data(), n, s.Cin, s.Cout, job.tile.mr, job.packed.data());
+      }
     } else {
       job.offsets.clear();  // no tap reads this phase, or it has no positions: nothing to write
     }
@@ -207,7 +246,8 @@ bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
   switch (conv_algorithm()) {
     case ConvAlgorithm::im2col: return false;
     case ConvAlgorithm::shifted:
-    case ConvAlgorithm::direct: return shape_ok;
+    case ConvAlgorithm::direct:
+    case ConvAlgorithm::implicit_gemm: return shape_ok;
     case ConvAlgorithm::automatic: break;
   }
   // Images are split across threads, so each thread needs one. The BLAS-per-tap variant loses to
@@ -219,16 +259,22 @@ bool shifted_conv_applies(const Conv2dGeometry& g, int64_t N) {
 
 void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, const ShiftedConvShape& s) {
   const Phases ph(s);
-  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = ph.Wq, plane = ph.plane();
+  const int64_t Ho = s.Ho(), Wo = s.Wo(), Wq = ph.Wq, plane = ph.plane(), ntaps = s.KH * s.KW;
   const int64_t rows = Ho * Wq, L = (Ho - 1) * Wq + Wo;  // the last row needs no overhang
   const Scratch taps = filter_by_tap(w, s);
   const bool direct = use_direct();
-  const DirectTile tile = direct_tile_for(L, s.Cout);
-  const Scratch packed(direct ? s.KH * s.KW * s.Cout * s.Cin : 0);
-  if (direct) pack_direct_filter(taps.data(), s.KH * s.KW, s.Cout, s.Cin, tile.mr, packed.data());
+  const DirectTile tile = direct ? direct_tile_for(L, s.Cout) : DirectTile{};
+  const DirectTile gemm_tile = direct ? gemm_conv_tile_for(Ho * Wo, s.Cout) : DirectTile{};
+  const bool gemm = direct && use_gemm(L, Ho * Wo, s.Cout, s.Cin, ntaps, tile, gemm_tile);
+  const Scratch packed(!direct ? 0 : gemm ? gemm_conv_packed_floats(ntaps, s.Cout, s.Cin, gemm_tile) : ntaps * s.Cout * s.Cin);
+  if (gemm) pack_gemm_conv_filter(taps.data(), ntaps, s.Cout, s.Cin, gemm_tile, packed.data());
+  else if (direct) pack_direct_filter(taps.data(), ntaps, s.Cout, s.Cin, tile.mr, packed.data());
   const std::vector<int64_t> offsets = tap_offsets(s, ph);
+  const std::vector<int64_t> bases = gemm ? position_bases(Ho, Wo, Wq) : std::vector<int64_t>();
   const int threads = omp_get_max_threads();
-  const ThreadScratch xpads(threads, s.Cin * plane), outs(threads, s.Cout * rows);
+  // The padded image (channels last for the implicit GEMM) and the output before its copy to y.
+  const ThreadScratch xpads(threads, s.Cin * plane), outs(threads, s.Cout * (gemm ? Ho * Wo : rows));
+  const ThreadScratch panels(threads, gemm ? gemm_conv_panel_floats(ntaps, s.Cin, gemm_tile) : 0);
   const int64_t y_ns = y.stride(0), y_cs = y.stride(1);  // read once: the copy loops are hot
 #pragma omp parallel
   {
@@ -237,15 +283,22 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
 #pragma omp for schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
     float *xpad = xpads[t], *out = outs[t];
+    float* yn = y.data<float>() + n * y_ns;
+    if (gemm) {
+      pad_image_channels_last(xpad, x, n, s, ph);
+      gemm_conv_image({xpad, s.Cin, bases.data(), Ho * Wo, offsets.data(), ntaps, s.Cout, out, s.Cout, panels[t]},
+                      packed.data(), gemm_tile);
+      from_channels_last(out, s.Cout, Ho * Wo, s.Cout, yn, y_cs);
+      continue;
+    }
     pad_image(xpad, x, n, s, ph);
     if (direct) {
-      direct_conv_image({xpad, plane, offsets.data(), s.KH * s.KW, s.Cin, s.Cout, L, out, rows}, packed.data(), tile);
+      direct_conv_image({xpad, plane, offsets.data(), ntaps, s.Cin, s.Cout, L, out, rows}, packed.data(), tile);
     } else {
-      for (int64_t tap = 0; tap < s.KH * s.KW; ++tap)
+      for (int64_t tap = 0; tap < ntaps; ++tap)
         sgemm(false, false, s.Cout, L, s.Cin, taps.data() + tap * s.Cout * s.Cin, s.Cin, xpad + offsets[size_t(tap)],
               plane, tap == 0 ? 0.f : 1.f, out, rows);
     }
-    float* yn = y.data<float>() + n * y_ns;
     for (int64_t co = 0; co < s.Cout; ++co) copy_block(out + co * rows, Wq, yn + co * y_cs, Wo, Ho, Wo);
   }
   }
@@ -270,9 +323,16 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   const int64_t plane_r = dp.Hr * dp.Wr;
   std::vector<PhaseDx> phase_jobs;
   int64_t dx_out_rows = 0;
+  bool gemm_dx = false;      // the implicit GEMM over channels-last dy (then dy's planes hold that)
+  int64_t panel_floats = 0;  // its panel's scratch
   if (direct_dx) {
     phase_jobs = phase_dx_jobs(w, s, ranges, dp);
     for (const PhaseRange& r : ranges) dx_out_rows = std::max(dx_out_rows, r.rows * dp.Wr);
+    for (const PhaseDx& job : phase_jobs)
+      if (job.gemm) {
+        gemm_dx = true;
+        panel_floats = std::max(panel_floats, gemm_conv_panel_floats(int64_t(job.offsets.size()), s.Cout, job.tile));
+      }
   }
   const Scratch taps = dx.defined() && !direct_dx ? filter_by_tap(w, s) : Scratch();
   const std::vector<int64_t> offsets = tap_offsets(s, ph);
@@ -280,7 +340,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   // The filter gradient and the BLAS backward-data GEMMs read dy in rows of the phase width Wq
   // with zero overhang. When dy's padded planes have that width (e.g. "same" padding, stride 1) that
   // layout is inside them.
-  const bool dy_in_plane = direct_dx && dp.Wr == Wq;
+  const bool dy_in_plane = direct_dx && !gemm_dx && dp.Wr == Wq;
   const bool dy_rows = !dy_in_plane && (dw.defined() || (dx.defined() && !direct_dx));
   const int64_t dy_ld = dy_in_plane ? plane_r : rows;
   const int threads = omp_get_max_threads();
@@ -290,6 +350,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   const ThreadScratch xpads(threads, dw.defined() ? s.Cin * plane : 0);
   const ThreadScratch dxpads(threads, dx.defined() ? s.Cin * (direct_dx ? dx_out_rows : plane) : 0);
   const ThreadScratch dw_parts(threads, dw.defined() ? ntaps * tap_size : 0);
+  const ThreadScratch panels(threads, panel_floats);
   const int64_t dy_ns = dy.stride(0), dy_cs = dy.stride(1);  // read once: the copy loops are hot
   const int64_t dx_ns = dx.defined() ? dx.stride(0) : 0, dx_cs = dx.defined() ? dx.stride(1) : 0;
   int team = 1;  // the threads that zeroed (and may have filled) a dw part
@@ -304,7 +365,11 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   for (int64_t n = 0; n < s.N; ++n) {
     const float* dyn = dy.data<float>() + n * dy_ns;
     float* dy_plane = dy_planes[t];
-    if (direct_dx)
+    if (gemm_dx)
+      to_channels_last(dyn, dy_cs, s.Cout, Ho * Wo, [&](int64_t p) {
+        return dy_plane + ((p / Wo + dp.ch) * dp.Wr + p % Wo + dp.cd) * s.Cout;
+      });
+    else if (direct_dx)
       for (int64_t co = 0; co < s.Cout; ++co)
         copy_block(dyn + co * dy_cs, Wo, dy_plane + co * plane_r + dp.ch * dp.Wr + dp.cd, dp.Wr, Ho, Wo);
     const float* dyp = dy_in_plane ? dy_plane + dp.ch * dp.Wr + dp.cd : dys[t];
@@ -329,6 +394,14 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     if (direct_dx) {
       for (const PhaseDx& job : phase_jobs) {
         if (job.offsets.empty()) continue;
+        if (job.gemm) {  // stride 1: the phase is all of dx, its positions in order
+          const int64_t P = int64_t(job.bases.size());
+          gemm_conv_image({dy_plane, s.Cout, job.bases.data(), P, job.offsets.data(), int64_t(job.offsets.size()), s.Cin,
+                           dxpad, s.Cin, panels[t]},
+                          job.packed.data(), job.tile);
+          from_channels_last(dxpad, s.Cin, P, s.Cin, dxn, dx_cs);
+          continue;
+        }
         const int64_t ldo = job.range.rows * dp.Wr;
         direct_conv_image({dy_plane + job.in, plane_r, job.offsets.data(), int64_t(job.offsets.size()), s.Cout, s.Cin,
                            job.L, dxpad, ldo},

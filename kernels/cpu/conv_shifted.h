@@ -26,10 +26,14 @@ namespace sn::cpu {
 // least as many images as threads, stride 1 or the direct kernel available), else im2col; over
 // the planes it runs the direct register-tiled kernel (conv_direct.h) where the CPU has AVX-512 or
 // AVX2, else one BLAS GEMM per tap.
+// Over the planes, the forward and stride-1 backward-data convolutions run either the planar
+// kernel or the channels-last implicit GEMM (conv_direct.h), whichever the cost estimate favours
+// for the shape.
 // Tests and benchmarks may force one, and so may the environment:
-// SN_CONV_ALGORITHM=im2col|shifted|direct (shifted: BLAS per tap; direct falls back to it
-// without AVX-512 or AVX2).
-enum class ConvAlgorithm { automatic, im2col, shifted, direct };
+// SN_CONV_ALGORITHM=im2col|shifted|direct|implicit-gemm (shifted: BLAS per tap; direct: the
+// planar kernel only; implicit-gemm: the implicit GEMM wherever it applies; both fall back to
+// BLAS per tap without AVX-512 or AVX2).
+enum class ConvAlgorithm { automatic, im2col, shifted, direct, implicit_gemm };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
 
