@@ -456,6 +456,32 @@ TEST(Trainer, ASkippedStepLeavesBatchNormStatisticsAlone) {
   for (auto& [name, p] : t.model().named_parameters()) EXPECT_EQ(to_vector<float>(p->tensor), before[name]) << name;
 }
 
+// The count toward train.max_consecutive_skips survives a resume: two skipped steps, a checkpoint,
+// and a third in a row after it stops the run.
+TEST(Trainer, ConsecutiveSkipsCarryAcrossAResume) {
+  const std::string data = write_tiny_idx(temp_dir("data6"), 128, 32);
+  TrainConfig c = tiny_config(data, "fmnist-mlp");
+  c.epochs = 1;
+  c.max_consecutive_skips = 2;
+  const std::string dir = temp_dir("skips-resume");
+  {
+    Trainer first(c, dir);
+    first.train_until(1);
+    for (int64_t step = 2; step <= 3; ++step) {
+      arm_failpoint("nan-batch", 1);
+      first.train_until(step);
+    }
+    arm_failpoint("nan-batch", 0);
+    EXPECT_EQ(first.skipped_steps(), 2);
+    first.save(dir + "/checkpoint.safetensors");
+  }
+  Trainer second(c, dir, /*resume=*/true);
+  EXPECT_EQ(second.skipped_steps(), 2);
+  arm_failpoint("nan-batch", 1);
+  EXPECT_THROW(second.train_until(4), Error);
+  arm_failpoint("nan-batch", 0);
+}
+
 // Evaluating many sub-models through the model's stages (each shared prefix computed once) gives
 // exactly the rows of one whole forward pass per sub-model: W2 with recalibrated and with shared
 // BatchNorm statistics, W3 (depths sharing their blocks); a list in any order with a name given

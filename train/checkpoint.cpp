@@ -102,6 +102,7 @@ void save_checkpoint(const std::string& path, Model& model, const Optimizer& opt
       {"space", describe_space(model.space())},
       {"step", std::to_string(state.step)},
       {"skipped_steps", std::to_string(state.skipped_steps)},
+      {"consecutive_skips", std::to_string(state.consecutive_skips)},
       {"config", config.to_toml()},
       {"sampler.seed", std::to_string(state.sampler.rng.seed)},
       {"sampler.stream", std::to_string(state.sampler.rng.stream)},
@@ -149,6 +150,7 @@ CheckpointState load_checkpoint(const std::string& path, Model& model, Optimizer
   CheckpointState s;
   s.step = meta_count(f, "step", path);
   s.skipped_steps = f.metadata.count("skipped_steps") ? meta_count(f, "skipped_steps", path) : 0;
+  s.consecutive_skips = f.metadata.count("consecutive_skips") ? meta_count(f, "consecutive_skips", path) : 0;
   // A generator's `used` counts the words taken from its current block of 4.
   s.sampler.rng = {meta_u64(f, "sampler.seed", path), meta_u64(f, "sampler.stream", path),
                    meta_u64(f, "sampler.counter", path), uint32_t(meta_u64(f, "sampler.used", path, 4))};

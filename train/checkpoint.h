@@ -17,6 +17,7 @@ namespace sn {
 struct CheckpointState {
   int64_t step = 0;
   int64_t skipped_steps = 0;  // steps skipped for a non-finite loss or gradient
+  int64_t consecutive_skips = 0;  // of them, the last ones in a row (train.max_consecutive_skips)
   SamplerState sampler;
   GeneratorState dropout_rng;
 };

@@ -162,6 +162,7 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
     const CheckpointState s = load_checkpoint(ckpt, *model, &optimizer);
     step = s.step;
     skipped = s.skipped_steps;
+    skipped_in_a_row = s.consecutive_skips;
     saved = step;
   }
   std::printf("training %s on %s: %lld files, %zu bytes (%zu held out), %s objective, %lld steps of %lld tokens\n",
@@ -178,6 +179,7 @@ std::vector<EvalRow> train_language_model(const TrainConfig& c, const std::strin
     CheckpointState s;
     s.step = at;
     s.skipped_steps = skipped;
+    s.consecutive_skips = skipped_in_a_row;
     save_checkpoint(ckpt, *model, optimizer, c, s);
     saved = at;
   };

@@ -177,6 +177,7 @@ void Trainer::resume_from_checkpoint() {
                      (long long)s.step);
       step_ = s.step;
       skipped_steps_ = s.skipped_steps;
+      consecutive_skips_ = s.consecutive_skips;
       last_saved_step_ = s.step;
       sampler_->set_state(s.sampler);
       dropout_rng_.set_state(s.dropout_rng);
@@ -200,13 +201,14 @@ void Trainer::broadcast_state() {
   for (auto& [name, t] : opt) bcast(t);
   optimizer_->load_state(opt);
   struct Scalars {
-    int64_t step, skipped, last_saved;
+    int64_t step, skipped, in_a_row, last_saved;
     SamplerState sampler;
     GeneratorState dropout;
-  } s{step_, skipped_steps_, last_saved_step_, sampler_->state(), dropout_rng_.state()};
+  } s{step_, skipped_steps_, consecutive_skips_, last_saved_step_, sampler_->state(), dropout_rng_.state()};
   c.broadcast(&s, sizeof(s), 0);
   step_ = s.step;
   skipped_steps_ = s.skipped;
+  consecutive_skips_ = s.in_a_row;
   last_saved_step_ = s.last_saved;
   sampler_->set_state(s.sampler);
   dropout_rng_.set_state(s.dropout);
@@ -340,7 +342,7 @@ void Trainer::train_step() {
 
 void Trainer::save(const std::string& path) {
   save_checkpoint(path, *model_, *optimizer_, config_,
-                  {step_, skipped_steps_, sampler_->state(), dropout_rng_.state()});
+                  {step_, skipped_steps_, consecutive_skips_, sampler_->state(), dropout_rng_.state()});
 }
 
 void Trainer::checkpoint() {
