@@ -270,12 +270,13 @@ std::vector<int64_t> speculative_decode(SortedLlama& model, const std::vector<in
     // Draft: the inputs are `pending` then each drafted token; blocks [0, e) append their keys
     // and values to the shared caches, and the hidden states at the draft exit are kept.
     const auto t_draft = Clock::now();
+    const int64_t kn = std::min(k, max_new - int64_t(out.size()));  // no drafts past the last token wanted
     const int64_t past = caches[0].length();
     std::vector<int64_t> drafted;
     std::vector<Tensor> hidden;
     std::vector<std::vector<double>> q;  // the draft's distributions (sampling)
     int64_t input = pending;
-    for (int64_t i = 0; i < k; ++i) {
+    for (int64_t i = 0; i < kn; ++i) {
       Tensor he = model.run_blocks(model.embed(token_tensor({input}, device)), 0, e, caches);
       hidden.push_back(he);
       const std::vector<float> row = host_rows(model.exit_logits(he));
@@ -288,12 +289,12 @@ std::vector<int64_t> speculative_decode(SortedLlama& model, const std::vector<in
       drafted.push_back(input);
     }
     st.draft_seconds += since(t_draft);
-    st.draft_passes += k;
-    // Verify: blocks [e, L) over the k draft inputs at once; row j is the full model's
+    st.draft_passes += kn;
+    // Verify: blocks [e, L) over the kn draft inputs at once; row j is the full model's
     // distribution after input j, which judges drafted[j].
     const std::vector<float> f = host_rows(model.exit_logits(model.run_blocks(cat(hidden, 1), e, L, caches)));
     int64_t a = 0, replacement = -1;
-    for (; a < k; ++a) {
+    for (; a < kn; ++a) {
       const float* row = f.data() + a * V;
       const int64_t d = drafted[size_t(a)];
       if (chooser.greedy()) {
@@ -310,11 +311,11 @@ std::vector<int64_t> speculative_decode(SortedLlama& model, const std::vector<in
       replacement = left > 0 ? chooser.draw(p) : chooser.draw(chooser.distribution(row, V));
       break;
     }
-    st.drafted += k;
+    st.drafted += kn;
     st.accepted += a;
     ++st.verify_steps;
     for (int64_t j = 0; j < a; ++j) out.push_back(drafted[size_t(j)]);
-    if (a < k) {
+    if (a < kn) {
       // The full model's token replaces the first rejected one; positions after its input go.
       out.push_back(replacement);
       for (KvCache& cache : caches) cache.truncate(past + a + 1);
@@ -322,7 +323,7 @@ std::vector<int64_t> speculative_decode(SortedLlama& model, const std::vector<in
     } else {
       pending = drafted.back();  // every input was accepted: all caches stand
     }
-    k = a == k ? std::min(k + 1, o.max_draft) : std::max<int64_t>(1, a);  // follow the acceptance
+    k = a == kn ? std::min(kn + 1, o.max_draft) : std::max<int64_t>(1, a);  // follow the acceptance
   }
   out.resize(size_t(std::max<int64_t>(max_new, 0)));
   st.new_tokens = int64_t(out.size());

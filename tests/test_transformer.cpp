@@ -404,6 +404,10 @@ TEST(Llama, SpeculativeGreedyEqualsFullGreedy) {
           EXPECT_GE(st.verify_steps, 1);
           accepted += st.accepted;
           rejected += st.drafted - st.accepted;
+          // One token after the first: one draft, not first_draft of them.
+          DecodeStats two;
+          EXPECT_EQ(speculative_decode(m, prompt, 2, o, &two), std::vector<int64_t>(full.begin(), full.begin() + 2));
+          EXPECT_EQ(two.drafted, 1);
         }
     }
   }
