@@ -532,7 +532,7 @@ TEST(Ops, Conv2dDirectKernelTileShapes) {
           ref::Conv{2, 4, 11, 13, 6, 5, 5, 2, 2, 1, 1}, ref::Conv{2, 3, 10, 9, 5, 3, 3, 3, 1, 1, 1},
           ref::Conv{2, 16, 8, 8, 5, 2, 2, 3, 1, 1, 1}, ref::Conv{2, 20, 6, 7, 4, 3, 3, 2, 3, 1, 1},
           ref::Conv{2, 18, 9, 10, 6, 2, 3, 3, 0, 1, 1}, ref::Conv{2, 33, 7, 7, 70, 3, 3, 1, 1, 1, 1},
-          ref::Conv{2, 24, 5, 6, 19, 1, 1, 1, 0, 1, 1}})
+          ref::Conv{2, 24, 5, 6, 19, 1, 3, 1, 1, 1, 1}, ref::Conv{2, 40, 5, 11, 37, 3, 3, 1, 1, 1, 1}})
       expect_direct_matches_reference(c);
   }
   cpu::set_direct_conv_isa(cpu::DirectIsa::automatic);

@@ -19,7 +19,7 @@
 namespace sn::cpu {
 namespace {
 
-// SN_CONV_ALGORITHM=im2col|shifted|direct overrides the automatic choice (comparisons, debugging).
+// SN_CONV_ALGORITHM=im2col|shifted|direct|implicit-gemm overrides the automatic choice (comparisons, debugging).
 ConvAlgorithm algorithm_from_environment() {
   const char* env = std::getenv("SN_CONV_ALGORITHM");
   if (env && std::string(env) == "im2col") return ConvAlgorithm::im2col;
