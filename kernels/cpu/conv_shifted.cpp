@@ -140,11 +140,22 @@ void pad_image(float* xpad, const Tensor& x, int64_t n, const ShiftedConvShape& 
   }
 }
 
-// pad_image in channels-last order: x_t[at(h + pad_h, w + pad_w)][c] = x[n, c, h, w].
-void pad_image_channels_last(float* x_t, const Tensor& x, int64_t n, const ShiftedConvShape& s, const Phases& ph) {
-  to_channels_last(x.data<float>() + n * x.stride(0), x.stride(1), s.Cin, s.H * s.W, [&](int64_t p) {
-    return x_t + ph.at(p / s.W + s.pad_h, p % s.W + s.pad_w) * s.Cin;
-  });
+// Where each input position (h, w) goes among the phases: at(h + pad_h, w + pad_w), computed once
+// per layer rather than per image (the divisions cost more than the copy on narrow layers).
+std::vector<int64_t> padded_positions(const ShiftedConvShape& s, const Phases& ph) {
+  std::vector<int64_t> at;
+  at.reserve(size_t(s.H * s.W));
+  for (int64_t h = 0; h < s.H; ++h)
+    for (int64_t w = 0; w < s.W; ++w) at.push_back(ph.at(h + s.pad_h, w + s.pad_w));
+  return at;
+}
+
+// pad_image in channels-last order: x_t[at(h + pad_h, w + pad_w)][c] = x[n, c, h, w], with `at`
+// from padded_positions.
+void pad_image_channels_last(float* x_t, const Tensor& x, int64_t n, const ShiftedConvShape& s,
+                             const std::vector<int64_t>& at) {
+  to_channels_last(x.data<float>() + n * x.stride(0), x.stride(1), s.Cin, s.H * s.W,
+                   [&](int64_t p) { return x_t + at[size_t(p)] * s.Cin; });
 }
 
 // dx[n] at the positions of phase range r, from src (channel stride lc, row stride ld, starting
@@ -271,6 +282,7 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
   else if (direct) pack_direct_filter(taps.data(), ntaps, s.Cout, s.Cin, tile.mr, packed.data());
   const std::vector<int64_t> offsets = tap_offsets(s, ph);
   const std::vector<int64_t> bases = gemm ? position_bases(Ho, Wo, Wq) : std::vector<int64_t>();
+  const std::vector<int64_t> x_at = gemm ? padded_positions(s, ph) : std::vector<int64_t>();
   const int threads = omp_get_max_threads();
   // The padded image (channels last for the implicit GEMM) and the output before its copy to y.
   const ThreadScratch xpads(threads, s.Cin * plane), outs(threads, s.Cout * (gemm ? Ho * Wo : rows));
@@ -285,7 +297,7 @@ void shifted_conv_forward(const Tensor& y, const Tensor& x, const Tensor& w, con
     float *xpad = xpads[t], *out = outs[t];
     float* yn = y.data<float>() + n * y_ns;
     if (gemm) {
-      pad_image_channels_last(xpad, x, n, s, ph);
+      pad_image_channels_last(xpad, x, n, s, x_at);
       gemm_conv_image({xpad, s.Cin, bases.data(), Ho * Wo, offsets.data(), ntaps, s.Cout, out, s.Cout, panels[t]},
                       packed.data(), gemm_tile);
       from_channels_last(out, s.Cout, Ho * Wo, s.Cout, yn, y_cs);
@@ -336,6 +348,9 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
   }
   const Scratch taps = dx.defined() && !direct_dx ? filter_by_tap(w, s) : Scratch();
   const std::vector<int64_t> offsets = tap_offsets(s, ph);
+  const std::vector<int64_t> x_at = direct_dw ? padded_positions(s, ph) : std::vector<int64_t>();
+  // Where dy's positions go in its channels-last planes, for the implicit GEMM.
+  const std::vector<int64_t> dy_at = gemm_dx ? position_bases(Ho, Wo, dp.Wr, dp.ch * dp.Wr + dp.cd) : std::vector<int64_t>();
   const DirectTile weight_tile = direct_tile_for(s.Cin, s.Cout);
   // The filter gradient and the BLAS backward-data GEMMs read dy in rows of the phase width Wq
   // with zero overhang. When dy's padded planes have that width (e.g. "same" padding, stride 1) that
@@ -366,9 +381,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     const float* dyn = dy.data<float>() + n * dy_ns;
     float* dy_plane = dy_planes[t];
     if (gemm_dx)
-      to_channels_last(dyn, dy_cs, s.Cout, Ho * Wo, [&](int64_t p) {
-        return dy_plane + ((p / Wo + dp.ch) * dp.Wr + p % Wo + dp.cd) * s.Cout;
-      });
+      to_channels_last(dyn, dy_cs, s.Cout, Ho * Wo, [&](int64_t p) { return dy_plane + dy_at[size_t(p)] * s.Cout; });
     else if (direct_dx)
       for (int64_t co = 0; co < s.Cout; ++co)
         copy_block(dyn + co * dy_cs, Wo, dy_plane + co * plane_r + dp.ch * dp.Wr + dp.cd, dp.Wr, Ho, Wo);
@@ -377,7 +390,7 @@ void shifted_conv_backward(const Tensor& dx, const Tensor& dw, const Tensor& dy,
       for (int64_t co = 0; co < s.Cout; ++co) copy_block(dyn + co * dy_cs, Wo, dys[t] + co * rows, Wq, Ho, Wo);
     if (direct_dw) {
       float* x_t = xpads[t];
-      pad_image_channels_last(x_t, x, n, s, ph);
+      pad_image_channels_last(x_t, x, n, s, x_at);
       direct_conv_weight_image({dyp, dy_ld, x_t, offsets.data(), ntaps, s.Cin, s.Cout, L, Wo, Wq, dw_parts[t]},
                                weight_tile);
     } else if (dw.defined()) {  // dW_tap += dy · xpad_shiftedᵀ
