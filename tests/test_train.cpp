@@ -482,6 +482,30 @@ TEST(Trainer, ConsecutiveSkipsCarryAcrossAResume) {
   arm_failpoint("nan-batch", 0);
 }
 
+// eval.recalibration_batches = 0 keeps the trained statistics, for export and predict as for eval
+// (the recalibration guard used to reset them to 0 and 1 and then run no batch).
+TEST(Evaluate, NoRecalibrationBatchesKeepsTheStatistics) {
+  auto model = make_model({"fmnist-resnet", BnStats::recalibrate, 3});
+  Generator gen(6);
+  Dataset data;
+  data.images = randn({8, 1, 28, 28}, gen);
+  data.labels = from_vector(std::vector<int64_t>(8, 1), {8});
+  data.black = {0.f};
+  {  // statistics that are neither the initial 0 and 1 nor a reset
+    NoGradGuard no_grad;
+    model->train();
+    model->forward(data.images, {model->space().at(215), 215, nullptr});
+  }
+  std::map<std::string, std::vector<float>> before;
+  for (auto& [name, b] : model->named_buffers()) before[name] = to_vector<float>(*b);
+  TrainConfig c;
+  c.bn_stats = "recalibrate";
+  c.batch_size = 4;
+  c.recalibration_batches = 0;
+  recalibrate_batch_norms(*model, model->space().at(100), 100, data, c);
+  for (auto& [name, b] : model->named_buffers()) EXPECT_EQ(to_vector<float>(*b), before[name]) << name;
+}
+
 // Evaluating many sub-models through the model's stages (each shared prefix computed once) gives
 // exactly the rows of one whole forward pass per sub-model: W2 with recalibrated and with shared
 // BatchNorm statistics, W3 (depths sharing their blocks); a list in any order with a name given

@@ -237,6 +237,10 @@ void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, c
   NoGradGuard no_grad;
   auto bns = model.batch_norms();
   if (bns.empty()) return;
+  if (c.recalibration_batches == 0) {  // the statistics stay as trained, as evaluate() keeps them
+    model.eval();
+    return;
+  }
   Recalibrating recalibrating(model, bns);
   for (const Tensor& x : calibration_batches(data, c, model.device())) model.forward(x, {sub, index, nullptr});
 }

@@ -37,6 +37,7 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
 // Recomputes sub-model `sub`'s BatchNorm statistics (its index `index` in the space) as the
 // average over config.recalibration_batches batches of `data`, in train mode without gradients;
 // leaves the model in eval mode. What BnStats::recalibrate does before evaluating or exporting.
+// With recalibration_batches = 0 the statistics are left as they are (evaluate() does the same).
 void recalibrate_batch_norms(Model& model, const SubModel& sub, int64_t index, const Dataset& data,
                              const TrainConfig& config);
 
