@@ -241,8 +241,9 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
   b.images = pinned ? empty_pinned({rows, C, H, W}) : empty({rows, C, H, W});
   b.labels = pinned ? empty_pinned({rows}, DType::i64) : empty({rows}, DType::i64);
   int64_t* labels = b.labels.data<int64_t>();
-  const float* src = data_.images.contiguous().data<float>();
-  const int64_t* lab = data_.labels.contiguous().data<int64_t>();
+  const Tensor images = data_.images.contiguous(), all_labels = data_.labels.contiguous();  // alive while read
+  const float* src = images.data<float>();
+  const int64_t* lab = all_labels.data<int64_t>();
   float* dst = b.images.data<float>();
   Generator aug = Generator(seed_ ^ 0xa5a5a5a5u).split(uint64_t(epoch) * 1000003u + uint64_t(index));
   const int64_t pad = augment_.crop_padding;
