@@ -604,6 +604,16 @@ TEST(Ops, Pooling) {
     EXPECT_EQ(g.sizes(), (Shape{2, 3}));
     expect_close(g, gap, 1e-5f, "global avg");
   }
+  // A NaN anywhere in a window is its maximum (as PyTorch), so it reaches the loss and the
+  // non-finite check wherever it sits; the other windows are untouched.
+  for (int at : {0, 1}) {
+    V xv{1.f, 2.f, 3.f, 4.f};
+    xv[size_t(at)] = std::nanf("");
+    const V y = to_vector<float>(max_pool2d(from_vector(xv, {1, 1, 1, 4}), {1, 2, 1, 2, 0, 0}));
+    ASSERT_EQ(y.size(), 2u);
+    EXPECT_TRUE(std::isnan(y[0])) << "NaN at " << at;
+    EXPECT_EQ(y[1], 4.f);
+  }
 }
 
 TEST(Ops, EmbeddingDropoutCat) {

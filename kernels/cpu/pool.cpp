@@ -1,4 +1,5 @@
 // kernels/cpu/pool.cpp — max and average 2-d pooling over NCHW planes.
+#include <cmath>
 #include <limits>
 
 #include "kernels/cpu/cpu_backend.h"
@@ -44,7 +45,8 @@ void CpuBackend::max_pool2d(const Tensor& y, const Tensor& argmax, const Tensor&
             int64_t wi = wo * g.stride_w - g.pad_w + kw;
             if (wi < 0 || wi >= W) continue;
             float v = xp[hi * W + wi];
-            if (v > best || where < 0) {
+            // A NaN in the window is the maximum (as PyTorch): the first one wins, wherever it is.
+            if (where < 0 || (!std::isnan(best) && (v > best || std::isnan(v)))) {
               best = v;
               where = hi * W + wi;
             }

@@ -30,7 +30,7 @@ __global__ void max_pool_kernel(float* y, int64_t* argmax, const float* x, Plane
         const int64_t wi = wo * g.stride_w - g.pad_w + kw;
         if (wi < 0 || wi >= d.W) continue;
         const float v = xp[hi * d.W + wi];
-        if (v > best || where < 0) {
+        if (where < 0 || (!isnan(best) && (v > best || isnan(v)))) {  // a NaN wins, as on the CPU
           best = v;
           where = hi * d.W + wi;
         }
