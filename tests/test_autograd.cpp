@@ -154,6 +154,22 @@ TEST(Autograd, RetainGradAndGradientSeed) {
 
 // A retained gradient reads back in the tensor's own layout, also when the op's output is a
 // transposed view (softmax over dim 0 computes along the last dim of a transpose).
+// A sum's gradient arrives as a broadcast (stride-0) view; the row kernels behind LayerNorm,
+// embedding and softmax take it (they need unit inner strides, which the engine's gradient
+// buffers give them).
+TEST(Autograd, RowKernelsTakeTheGradientOfASum) {
+  Tensor x = leaf(random_tensor({4, 6}, 90)), w = leaf(random_tensor({10, 6}, 91));
+  sum(layer_norm(x, Tensor(), Tensor(), 1e-5f)).backward();  // the rows' sums are 0 whatever x
+  for (float v : to_vector<float>(x.grad())) EXPECT_NEAR(v, 0.f, 1e-5f);
+  sum(embedding(from_vector(std::vector<int64_t>{1, 2, 2}, {3}), w)).backward();
+  const std::vector<float> dw = to_vector<float>(w.grad());
+  for (int64_t r = 0; r < 10; ++r)
+    for (int64_t k = 0; k < 6; ++k) EXPECT_EQ(dw[size_t(r * 6 + k)], r == 1 ? 1.f : r == 2 ? 2.f : 0.f);
+  Tensor z = leaf(random_tensor({4, 6}, 92));
+  sum(softmax(z, 1)).backward();  // every row sums to 1
+  for (float v : to_vector<float>(z.grad())) EXPECT_NEAR(v, 0.f, 1e-6f);
+}
+
 TEST(Autograd, RetainedGradientOfANonContiguousOutput) {
   Tensor x = leaf(random_tensor({2, 3}, 18));
   Tensor h = softmax(x, 0);

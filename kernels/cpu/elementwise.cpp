@@ -19,6 +19,15 @@ void check_f32(const char* op, std::initializer_list<const Tensor*> ts) {
   }
 }
 
+void check_rows(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    SN_CHECK(t->dim() == 2 && (t->size(1) <= 1 || t->stride(1) == 1), op,
+             "expects rows [R, C] with unit inner stride, got sizes ", shape_str(t->sizes()), " strides ",
+             shape_str(t->strides()));
+  }
+}
+
 namespace {
 
 template <class T>

@@ -24,6 +24,7 @@ void check_indices(const char* op, const Tensor& index, int64_t rows) {
 
 void CpuBackend::embedding(const Tensor& y, const Tensor& weight, const Tensor& index) {
   check_f32("embedding", {&y, &weight});
+  check_rows("embedding", {&y});
   const int64_t R = index.size(0), D = weight.size(1);
   check_indices("embedding", index, weight.size(0));
   parallel_for(R, D, [&](int64_t r) {
@@ -35,6 +36,7 @@ void CpuBackend::embedding(const Tensor& y, const Tensor& weight, const Tensor& 
 
 void CpuBackend::embedding_backward(const Tensor& dweight, const Tensor& dy, const Tensor& index) {
   check_f32("embedding_backward", {&dweight, &dy});
+  check_rows("embedding_backward", {&dy});
   const int64_t R = index.size(0), D = dweight.size(1);
   check_indices("embedding_backward", index, dweight.size(0));
   // Threads own column ranges, so repeated indices never race.

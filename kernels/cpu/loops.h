@@ -99,5 +99,7 @@ void parallel_for(int64_t n, int64_t cost_per_item, Fn&& fn) {
 
 // Checks that a kernel got f32 tensors on the CPU.
 void check_f32(const char* op, std::initializer_list<const Tensor*> ts);
+// Checks that the defined ones are [R, C] rows with a unit inner stride (the row kernels' layout).
+void check_rows(const char* op, std::initializer_list<const Tensor*> ts);
 
 }  // namespace sn::cpu

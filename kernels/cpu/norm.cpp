@@ -68,6 +68,7 @@ constexpr int64_t kNormRowBlock = 32;
 void CpuBackend::layer_norm(const Tensor& y, const Tensor& mean, const Tensor& rstd,
                             const Tensor& x, const Tensor& w, const Tensor& b, float eps, bool rms) {
   check_f32("layer_norm", {&y, &mean, &rstd, &x, &w, &b});
+  check_rows("layer_norm", {&y, &x});
   const int64_t R = x.size(0), D = x.size(1);
   const std::vector<float> wv = feature_vector(w, D, 1.f), bv = feature_vector(b, D, 0.f);
   const Rows xs(x), ys(y);
@@ -91,6 +92,7 @@ void CpuBackend::layer_norm_backward(const Tensor& dx, const Tensor& dw, const T
                                      const Tensor& dy, const Tensor& x, const Tensor& mean,
                                      const Tensor& rstd, const Tensor& w, bool rms) {
   check_f32("layer_norm_backward", {&dx, &dw, &db, &dy, &x, &mean, &rstd, &w});
+  check_rows("layer_norm_backward", {&dx, &dy, &x});
   const int64_t R = x.size(0), D = x.size(1);
   const std::vector<float> wv = feature_vector(w, D, 1.f);
   const Rows xs(x), gs(dy);
@@ -230,6 +232,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
   check_f32("batch_norm_backward", {&dx, &dw, &db, &dy, &x, &mean, &invstd, &w});
   check_nchw("batch_norm_backward", x);
   check_nchw("batch_norm_backward", dy);
+  if (dx.defined()) check_nchw("batch_norm_backward", dx);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   const double count = double(N * P);
   const Planes xs(x), dys(dy);

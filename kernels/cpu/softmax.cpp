@@ -13,12 +13,6 @@ using namespace cpu;
 
 namespace {
 
-void check_rows(const char* op, const Tensor& t) {
-  SN_CHECK(t.dim() == 2 && (t.size(1) <= 1 || t.stride(1) == 1), op,
-           "expects rows [R, C] with unit inner stride, got sizes ", shape_str(t.sizes()),
-           " strides ", shape_str(t.strides()));
-}
-
 // log(sum(exp(x))) computed stably.
 float row_logsumexp(const float* x, int64_t n) {
   float m = lane_max(x, n);
@@ -36,8 +30,7 @@ int64_t target_at(const Tensor& target, int64_t r) {
 
 void CpuBackend::softmax(const Tensor& y, const Tensor& x, bool log) {
   check_f32("softmax", {&y, &x});
-  check_rows("softmax", x);
-  check_rows("softmax", y);
+  check_rows("softmax", {&x, &y});
   const int64_t C = x.size(1);
   parallel_for(x.size(0), C * 8, [&](int64_t r) {
     const float* xr = x.data<float>() + r * x.stride(0);
@@ -57,6 +50,7 @@ void CpuBackend::softmax(const Tensor& y, const Tensor& x, bool log) {
 
 void CpuBackend::softmax_backward(const Tensor& dx, const Tensor& dy, const Tensor& y, bool log) {
   check_f32("softmax_backward", {&dx, &dy, &y});
+  check_rows("softmax_backward", {&dx, &dy, &y});
   const int64_t C = y.size(1);
   parallel_for(y.size(0), C * 4, [&](int64_t r) {
     const float* yr = y.data<float>() + r * y.stride(0);
@@ -75,7 +69,7 @@ void CpuBackend::softmax_backward(const Tensor& dx, const Tensor& dy, const Tens
 void CpuBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                                const Tensor& target, int64_t ignore_index, float smoothing) {
   check_f32("cross_entropy", {&loss, &lse, &logits});
-  check_rows("cross_entropy", logits);
+  check_rows("cross_entropy", {&logits});
   const int64_t N = logits.size(0), C = logits.size(1);
   // Validate targets first so that a bad label is an error, not an out-of-bounds read.
   for (int64_t r = 0; r < N; ++r) {
@@ -106,6 +100,7 @@ void CpuBackend::cross_entropy_backward(const Tensor& dlogits, const Tensor& dlo
                                         const Tensor& target, int64_t ignore_index,
                                         float smoothing) {
   check_f32("cross_entropy_backward", {&dlogits, &dloss, &logits, &lse});
+  check_rows("cross_entropy_backward", {&dlogits, &logits});
   const int64_t N = logits.size(0), C = logits.size(1);
   parallel_for(N, C * 4, [&](int64_t r) {
     const float* xr = logits.data<float>() + r * logits.stride(0);
