@@ -149,6 +149,7 @@ void CpuBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const T
   check_f32("batch_norm_stats", {&mean, &var, &x});
   check_nchw("batch_norm_stats", x);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  SN_CHECK(N * P > 0, "batch_norm_stats", "no values per channel in ", shape_str(x.sizes()));
   const double count = double(N * P);
   const Planes plane(x);
   parallel_for(C, N * P * 2, [&](int64_t c) {
