@@ -74,7 +74,7 @@ double block_cycles(int64_t m, int nv) { return std::max({double(m * nv) / 2.0, 
 }  // namespace
 
 double direct_conv_cost(int64_t L, int64_t Cout, DirectTile tile) {
-  const int64_t tiles = (L + require_active().lanes * tile.nv - 1) / (require_active().lanes * tile.nv);
+  const int64_t width = require_active().lanes * tile.nv, tiles = (L + width - 1) / width;
   double per_tile = 0;
   for (int64_t b0 = 0; b0 < Cout; b0 += tile.mr) per_tile += block_cycles(std::min<int64_t>(tile.mr, Cout - b0), tile.nv);
   return double(tiles) * per_tile;
@@ -99,7 +99,7 @@ namespace {
 
 // The implicit GEMM's kernel time, in the same units.
 double gemm_kernel_cost(int64_t P, int64_t Cout, DirectTile tile) {
-  const int64_t blocks = (Cout + require_active().lanes * tile.nv - 1) / (require_active().lanes * tile.nv);
+  const int64_t nr = require_active().lanes * tile.nv, blocks = (Cout + nr - 1) / nr;
   const int64_t full = P / tile.mr, rest = P % tile.mr;
   return double(blocks) * (double(full) * block_cycles(tile.mr, tile.nv) + (rest ? block_cycles(rest, tile.nv) : 0.0));
 }

@@ -122,55 +122,46 @@ void gemm_tile_kernel(const float* a, const float* w, int64_t ntaps, int64_t Cin
   tile.store(out, ldo, masks);
 }
 
+// Each kernel family as a picker: Pick::template at<MR, NV>() is its MR × lanes·NV instance.
 template <class V>
-using TileFn = void (*)(const float*, const float*, int64_t, const int64_t*, int64_t, int64_t, const Masks<V>&, float*,
-                        int64_t);
+struct ForwardKernels {
+  template <int MR, int NV>
+  static constexpr auto at() { return &tile_kernel<V, MR, NV>; }
+};
 template <class V>
-using WeightTileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t, const Masks<V>&,
-                              float*, int64_t);
+struct WeightKernels {
+  template <int MR, int NV>
+  static constexpr auto at() { return &weight_tile_kernel<V, MR, NV>; }
+};
+template <class V>
+struct GemmKernels {
+  template <int MR, int NV>
+  static constexpr auto at() { return &gemm_tile_kernel<V, MR, NV>; }
+};
 
-template <class V>
-using GemmTileFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, const Masks<V>&, float*, int64_t);
+template <class Pick>
+using KernelFn = decltype(Pick::template at<1, 1>());
+template <class Pick>
+using KernelRow = std::array<KernelFn<Pick>, kMaxRows + 1>;
 
-// Row nv of the kernel tables: entry m is the kernel for m channels (1 ≤ m ≤ max_mr[nv]).
-template <class V, int NV, int... M>
-constexpr std::array<TileFn<V>, kMaxRows + 1> tile_row(std::integer_sequence<int, M...>) {
-  std::array<TileFn<V>, kMaxRows + 1> row{};
-  ((row[size_t(M + 1)] = &tile_kernel<V, M + 1, NV>), ...);
+// Row nv of a kernel table: entry m is the kernel for m rows (1 ≤ m ≤ max_mr[nv]).
+template <class Pick, int NV, int... M>
+constexpr KernelRow<Pick> kernel_row(std::integer_sequence<int, M...>) {
+  KernelRow<Pick> row{};
+  ((row[size_t(M + 1)] = Pick::template at<M + 1, NV>()), ...);
   return row;
 }
-template <class V, int NV, int... M>
-constexpr std::array<WeightTileFn<V>, kMaxRows + 1> weight_row(std::integer_sequence<int, M...>) {
-  std::array<WeightTileFn<V>, kMaxRows + 1> row{};
-  ((row[size_t(M + 1)] = &weight_tile_kernel<V, M + 1, NV>), ...);
-  return row;
-}
 
-template <class V, int NV, int... M>
-constexpr std::array<GemmTileFn<V>, kMaxRows + 1> gemm_row(std::integer_sequence<int, M...>) {
-  std::array<GemmTileFn<V>, kMaxRows + 1> row{};
-  ((row[size_t(M + 1)] = &gemm_tile_kernel<V, M + 1, NV>), ...);
-  return row;
-}
-
-template <class V, int... NV>
-constexpr std::array<std::array<TileFn<V>, kMaxRows + 1>, 5> tile_table(std::integer_sequence<int, NV...>) {
-  std::array<std::array<TileFn<V>, kMaxRows + 1>, 5> table{};
-  ((table[size_t(NV + 1)] = tile_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
+// table[nv][m] for every tile the ISA V's registers hold.
+template <class V, class Pick, int... NV>
+constexpr std::array<KernelRow<Pick>, 5> kernel_table(std::integer_sequence<int, NV...>) {
+  std::array<KernelRow<Pick>, 5> table{};
+  ((table[size_t(NV + 1)] = kernel_row<Pick, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
   return table;
 }
-template <class V, int... NV>
-constexpr std::array<std::array<WeightTileFn<V>, kMaxRows + 1>, 5> weight_table(std::integer_sequence<int, NV...>) {
-  std::array<std::array<WeightTileFn<V>, kMaxRows + 1>, 5> table{};
-  ((table[size_t(NV + 1)] = weight_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
-  return table;
-}
-
-template <class V, int... NV>
-constexpr std::array<std::array<GemmTileFn<V>, kMaxRows + 1>, 5> gemm_table(std::integer_sequence<int, NV...>) {
-  std::array<std::array<GemmTileFn<V>, kMaxRows + 1>, 5> table{};
-  ((table[size_t(NV + 1)] = gemm_row<V, NV + 1>(std::make_integer_sequence<int, V::max_mr[NV + 1]>())), ...);
-  return table;
+template <class V, class Pick>
+constexpr std::array<KernelRow<Pick>, 5> kernel_table() {
+  return kernel_table<V, Pick>(std::make_integer_sequence<int, V::max_nv>());
 }
 
 // The masks of the vectors of a tile starting at lane `first` of `count`.
@@ -183,7 +174,7 @@ Masks<V> lane_masks(int64_t first, int64_t count, int nv) {
 
 template <class V>
 void forward_image(const DirectConvImage& job, const float* packed, DirectTile tile) {
-  static constexpr auto kTiles = tile_table<V>(std::make_integer_sequence<int, V::max_nv>());
+  static constexpr auto kTiles = kernel_table<V, ForwardKernels<V>>();
   const int64_t K = job.ntaps * job.Cin, width = V::lanes * tile.nv;
   for (int64_t p0 = 0; p0 < job.L; p0 += width) {
     const Masks<V> masks = lane_masks<V>(p0, job.L, tile.nv);
@@ -197,7 +188,7 @@ void forward_image(const DirectConvImage& job, const float* packed, DirectTile t
 
 template <class V>
 void weight_image(const DirectConvWeightImage& job, DirectTile tile) {
-  static constexpr auto kTiles = weight_table<V>(std::make_integer_sequence<int, V::max_nv>());
+  static constexpr auto kTiles = kernel_table<V, WeightKernels<V>>();
   const int64_t width = V::lanes * tile.nv, tap_size = job.Cout * job.Cin;
   for (int64_t c0 = 0; c0 < job.Cin; c0 += width) {
     const Masks<V> masks = lane_masks<V>(c0, job.Cin, tile.nv);
@@ -234,7 +225,7 @@ void pack_panel(const GemmConvImage& job, int64_t p0, int64_t m) {
 
 template <class V>
 void gemm_image(const GemmConvImage& job, const float* packed, DirectTile tile) {
-  static constexpr auto kTiles = gemm_table<V>(std::make_integer_sequence<int, V::max_nv>());
+  static constexpr auto kTiles = kernel_table<V, GemmKernels<V>>();
   const int64_t nr = V::lanes * tile.nv, block = job.ntaps * job.Cin * nr;
   for (int64_t p0 = 0; p0 < job.P; p0 += tile.mr) {
     const int64_t m = std::min<int64_t>(tile.mr, job.P - p0);
