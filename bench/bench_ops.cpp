@@ -8,6 +8,8 @@
 //                         [128, 8, 14²], [128, 16, 7²]) and half width ([128, 16, 28²],
 //                         [128, 32, 14²], [128, 64, 7²]) (stats + apply forward, backward)
 //   act/relu_planes/...   ReLU on the first of those (the op that follows each BatchNorm)
+//   batchnorm_relu/backward/<fused|separate>  the backward of BatchNorm + ReLU on the half-width
+//                         shapes: the CPU backend's fused kernel against the two it replaces
 //   libm/<op>             the same forward function as a plain loop over libm's erff / expf on
 //                         the same threads: the scalar baseline the vectorised math replaces
 //
@@ -94,6 +96,25 @@ void batchnorm(benchmark::State& state, bool backward) {
   set_bytes(state, n * c * hw * hw, backward ? 3 : 2);
 }
 
+// The backward of a ResNet block's BatchNorm + ReLU (through the ReLU's mask), fused as the CPU
+// backend runs it or as the two kernels the backend interface composes by default.
+void batchnorm_relu(benchmark::State& state, bool fused) {
+  const int64_t n = 128, c = state.range(0), hw = state.range(1);
+  const Shape shape{n, c, hw, hw};
+  Tensor x = random(shape, 9), g = random(shape, 10), y = empty(shape), dx = empty(shape);
+  Tensor w = random({c}, 11), b = random({c}, 12), dw = zeros({c}), db = zeros({c});
+  Tensor mean = empty({c}), var = empty({c}), invstd = empty({c});
+  Backend& k = cpu_kernels();
+  k.batch_norm_stats(mean, var, x);
+  for (int64_t i = 0; i < c; ++i) invstd.data<float>()[i] = 1.f / std::sqrt(var.data<float>()[i] + 1e-5f);
+  k.batch_norm_apply_relu(y, x, mean, invstd, w, b, Tensor());
+  for (auto _ : state) {
+    if (fused) k.batch_norm_relu_backward(dx, dw, db, Tensor(), g, y, x, mean, invstd, w, true);
+    else k.Backend::batch_norm_relu_backward(dx, dw, db, Tensor(), g, y, x, mean, invstd, w, true);
+  }
+  set_bytes(state, n * c * hw * hw, 4);
+}
+
 // The scalar baseline: libm per element, split over the same OpenMP threads.
 template <class F>
 void libm_loop(benchmark::State& state, int64_t rows, int64_t cols, F f) {
@@ -126,6 +147,10 @@ BENCHMARK_CAPTURE(batchnorm, forward, false)->ArgsProduct({{4, 16}, {28}})->Args
     ->Args({16, 7})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(batchnorm, backward, true)->ArgsProduct({{4, 16}, {28}})->Args({8, 14})->Args({32, 14})
     ->Args({16, 7})->Args({64, 7})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(batchnorm_relu, backward/fused, true)->Args({16, 28})->Args({32, 14})->Args({64, 7})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(batchnorm_relu, backward/separate, false)->Args({16, 28})->Args({32, 14})->Args({64, 7})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(softmax_rows, forward, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(softmax_rows, backward, true)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(norm, layer/forward, false, 128 * 50, 192, false)->Unit(benchmark::kMicrosecond)->UseRealTime();

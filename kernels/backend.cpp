@@ -136,6 +136,23 @@ void Backend::batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, c
                                   const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool) {
   SN_MISSING("batch_norm_backward");
 }
+namespace {
+// A contiguous f32 tensor on the device, uninitialised (the kernels library has no factories).
+Tensor new_f32(const Shape& sizes, Device device) {
+  int64_t n = 1;
+  for (int64_t s : sizes) n *= s;
+  auto storage = std::make_shared<Storage>(size_t(n) * sizeof(float), device);
+  return Tensor::from_storage(storage, sizes, contiguous_strides(sizes), 0, DType::f32);
+}
+}  // namespace
+
+void Backend::batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dres,
+                                       const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& mean,
+                                       const Tensor& invstd, const Tensor& w, bool training) {
+  const Tensor masked = dres.defined() ? dres : new_f32(y.sizes(), y.device());
+  unary_backward(Unary::relu, masked, dy, y, y);
+  batch_norm_backward(dx, dw, db, masked, x, mean, invstd, w, training);
+}
 void Backend::conv2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Conv2dGeometry&) {
   SN_MISSING("conv2d");
 }

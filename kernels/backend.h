@@ -105,6 +105,12 @@ class Backend {
   virtual void batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
                                    const Tensor& dy, const Tensor& x, const Tensor& mean,
                                    const Tensor& invstd, const Tensor& w, bool training);
+  // The backward of y = batch_norm_apply_relu(x, ...) from its output y: the ReLU's mask applied to
+  // dy, then batch_norm_backward. dres (written, where defined) receives the masked gradient, the
+  // residual's. The default runs the two kernels; a backend may fuse them.
+  virtual void batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dres,
+                                        const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& mean,
+                                        const Tensor& invstd, const Tensor& w, bool training);
 
   // ---- convolution and pooling (NCHW) -----------------------------------------------------
   // x [N,Cin,H,W], w [Cout,Cin/groups,KH,KW] (any window of a larger filter), b [Cout] or none.

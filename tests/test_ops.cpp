@@ -474,6 +474,40 @@ TEST(Ops, BatchNormReluIsBatchNormAddRelu) {
                Error);
 }
 
+// The CPU backend's fused backward of BatchNorm + ReLU gives what the two kernels it replaces give
+// (the backend interface's default): with and without dx and the residual's gradient, in training
+// and eval, on 7 × 7 planes (a vector tail), with a broadcast incoming gradient, and for channel
+// counts that run fused and that fall back.
+TEST(Ops, BatchNormReluBackwardFusedMatchesSeparate) {
+  Backend& k = backend_for(Device::cpu());
+  for (int64_t C : {3, 8, 20})
+    for (bool training : {true, false})
+      for (bool broadcast : {false, true})
+        for (int outputs = 0; outputs < 4; ++outputs) {  // bit 0: dx, bit 1: the residual's gradient
+          SCOPED_TRACE("C " + std::to_string(C) + (training ? " train" : " eval") + (broadcast ? " broadcast" : "") +
+                       " outputs " + std::to_string(outputs));
+          const Shape shape{5, C, 7, 7};
+          Tensor x = random_tensor(shape, 70), y = relu(random_tensor(shape, 71));
+          Tensor dy = broadcast ? random_tensor({1, C, 7, 7}, 72).expand(shape) : random_tensor(shape, 72);
+          Tensor mean = random_tensor({C}, 73) * 0.1f, invstd = abs(random_tensor({C}, 74)) + 0.5f;
+          Tensor w = random_tensor({C}, 75);
+          std::vector<std::vector<float>> results[2];
+          for (bool fused : {false, true}) {
+            Tensor dx = outputs & 1 ? full(shape, 7.f) : Tensor(), dres = outputs & 2 ? full(shape, 7.f) : Tensor();
+            Tensor dw = full({C}, 0.5f), db = full({C}, -0.25f);  // accumulated into
+            if (fused) k.batch_norm_relu_backward(dx, dw, db, dres, dy, y, x, mean, invstd, w, training);
+            else k.Backend::batch_norm_relu_backward(dx, dw, db, dres, dy, y, x, mean, invstd, w, training);
+            for (const Tensor& t : {dx, dres, dw, db})
+              if (t.defined()) results[fused].push_back(to_vector<float>(t));
+          }
+          ASSERT_EQ(results[0].size(), results[1].size());
+          for (size_t i = 0; i < results[0].size(); ++i) expect_close(results[1][i], results[0][i], 1e-6f, "output");
+        }
+  Tensor x = random_tensor({2, 4, 3, 3}, 76), c = ones({4});
+  EXPECT_THROW(k.batch_norm_relu_backward(empty({2, 4, 3, 2}), Tensor(), Tensor(), Tensor(), x, x, x, c, c, c, true),
+               Error);
+}
+
 // One convolution through the direct kernel: forward against the reference, both gradients
 // (inputs and filter windows of larger tensors) against im2col.
 void expect_direct_matches_reference(const ref::Conv& c) {

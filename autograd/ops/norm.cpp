@@ -126,21 +126,21 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& w, co
   Tensor out = record(name, y, {&x4, &w, &b, &residual}, [=](BackwardContext& ctx) {
     const Tensor& xv = sx.get(name);
     Backend& kb = kernels(xv);
-    Tensor g = ctx.grad();
-    if (relu) {  // the gradient at the ReLU's input: of the residual, and of the BatchNorm's output
-      const Tensor& yv = sy.get(name);
-      Tensor masked = empty(yv.sizes(), DType::f32, yv.device());
-      kb.unary_backward(Unary::relu, masked, g, yv, yv);
-      g = masked;
-    }
+    const Tensor g = as_planes(ctx.grad());
     Tensor dx = ctx.needs(0) ? empty(xv.sizes(), DType::f32, xv.device()) : Tensor();
     GradTarget dw(ctx, 1, {C}, xv.device()), db(ctx, 2, {C}, xv.device());
-    kb.batch_norm_backward(dx, dw.tensor(), db.tensor(), g, xv, smean.get(name), sinv.get(name), sw.get(name),
-                           training);
+    if (relu) {  // through the ReLU's mask; the masked gradient is also the residual's
+      Tensor dres = ctx.needs(3) ? empty(xv.sizes(), DType::f32, xv.device()) : Tensor();
+      kb.batch_norm_relu_backward(dx, dw.tensor(), db.tensor(), dres, g, sy.get(name), xv, smean.get(name),
+                                  sinv.get(name), sw.get(name), training);
+      if (dres.defined()) ctx.accumulate(3, std::move(dres));
+    } else {
+      kb.batch_norm_backward(dx, dw.tensor(), db.tensor(), g, xv, smean.get(name), sinv.get(name), sw.get(name),
+                             training);
+    }
     dw.finish();
     db.finish();
     if (dx.defined()) ctx.accumulate(0, std::move(dx));
-    if (ctx.needs(3)) ctx.accumulate(3, std::move(g));  // after the last read of g: it may be taken over
   });
   return x_in.dim() == 2 ? out.view(x_in.sizes()) : out;
 }

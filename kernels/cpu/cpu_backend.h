@@ -48,6 +48,9 @@ class CpuBackend final : public Backend {
   void batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                            const Tensor& x, const Tensor& mean, const Tensor& invstd,
                            const Tensor& w, bool training) override;
+  void batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dres,
+                                const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& mean,
+                                const Tensor& invstd, const Tensor& w, bool training) override;
 
   void conv2d(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
               const Conv2dGeometry& g) override;

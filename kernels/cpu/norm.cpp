@@ -158,8 +158,8 @@ void CpuBackend::batch_norm_stats(const Tensor& mean, const Tensor& var, const T
     double s = 0.0, ss = 0.0;
     for (int64_t n = 0; n < N; ++n) {
       const float* p = plane(n, c);
-      s += lane_sum(P, [&](int64_t i) { return p[i] - shift; });
-      ss += lane_sum(P, [&](int64_t i) { return (p[i] - shift) * (p[i] - shift); });
+      lane_sum2(P, [&](int64_t i) { return p[i] - shift; }, [&](int64_t i) { return (p[i] - shift) * (p[i] - shift); },
+                s, ss);
     }
     const double m = s / count;
     mean.data<float>()[c * mean.stride(0)] = float(shift + m);
@@ -203,6 +203,13 @@ void batch_norm_planes(const Tensor& y, const Tensor& x, const Tensor& mean, con
   });
 }
 
+// Whether a loop over C channels keeps every thread equally busy (the fused backward splits the
+// channels; the ReLU's backward it replaces splits the elements).
+bool channels_balance(int64_t C) {
+  const int64_t threads = omp_get_max_threads();
+  return C % threads == 0 || C >= 8 * threads;
+}
+
 }  // namespace
 
 void CpuBackend::batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& mean,
@@ -244,20 +251,69 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
     for (int64_t n = 0; n < N; ++n) {
       const float* xp = xs(n, c);
       const float* gp = dys(n, c);
-      sum_g += lane_sum(P, [&](int64_t i) { return gp[i]; });
-      sum_gx += lane_sum(P, [&](int64_t i) { return gp[i] * ((xp[i] - mu) * is); });
+      lane_sum2(P, [&](int64_t i) { return gp[i]; }, [&](int64_t i) { return gp[i] * ((xp[i] - mu) * is); }, sum_g,
+                sum_gx);
     }
     if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
     if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
     if (!dx.defined()) return;
-    float mg = training ? float(sum_g / count) : 0.f;
-    float mgx = training ? float(sum_gx / count) : 0.f;
+    const float mg = training ? float(sum_g / count) : 0.f;
+    const float mgx = training ? float(sum_gx / count) : 0.f;
     for (int64_t n = 0; n < N; ++n) {
       const float* xp = xs(n, c);
       const float* gp = dys(n, c);
       float* dp = dxs(n, c);
       for (int64_t i = 0; i < P; ++i)
         dp[i] = wc * is * (gp[i] - mg - (xp[i] - mu) * is * mgx);
+    }
+  });
+}
+
+// The ReLU's mask and BatchNorm's backward in one loop over each channel: the masked gradient is
+// written once (to dres, or to a per-thread buffer that stays in cache) and read back for dx.
+void CpuBackend::batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dres,
+                                          const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& mean,
+                                          const Tensor& invstd, const Tensor& w, bool training) {
+  check_f32("batch_norm_relu_backward", {&dx, &dw, &db, &dres, &dy, &y, &x, &mean, &invstd, &w});
+  for (const Tensor* t : {&dy, &y, &x, &dx, &dres})
+    if (t->defined()) {
+      check_nchw("batch_norm_relu_backward", *t);
+      SN_CHECK(t->sizes() == x.sizes(), "batch_norm_relu_backward", "operand ", shape_str(t->sizes()),
+               " does not match the input ", shape_str(x.sizes()));
+    }
+  const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
+  if (!channels_balance(C))
+    return Backend::batch_norm_relu_backward(dx, dw, db, dres, dy, y, x, mean, invstd, w, training);
+  const double count = double(N * P);
+  const Planes xs(x), ys(y), dys(dy);
+  const Planes dxs = dx.defined() ? Planes(dx) : xs, dres_s = dres.defined() ? Planes(dres) : xs;
+  // Called inside a parallel region, parallel_for runs on this thread alone: one buffer.
+  const bool nested = omp_in_parallel();
+  const ThreadScratch masked(nested ? 1 : omp_get_max_threads(), dres.defined() ? 0 : N * P);
+  parallel_for(C, N * P * 5, [&](int64_t c) {
+    float* buffer = masked[nested ? 0 : omp_get_thread_num()];
+    auto masked_plane = [&](int64_t n) { return dres.defined() ? dres_s(n, c) : buffer + n * P; };
+    const float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
+    double sum_g = 0.0, sum_gx = 0.0;  // sum(g), sum(g * xhat) for the masked gradient g
+    for (int64_t n = 0; n < N; ++n) {
+      const float* gp = dys(n, c);
+      const float* yp = ys(n, c);
+      const float* xp = xs(n, c);
+      float* mp = masked_plane(n);
+      for (int64_t i = 0; i < P; ++i) mp[i] = yp[i] > 0.f ? gp[i] : 0.f;  // as unary_backward(relu)
+      lane_sum2(P, [&](int64_t i) { return mp[i]; }, [&](int64_t i) { return mp[i] * ((xp[i] - mu) * is); }, sum_g,
+                sum_gx);
+    }
+    if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
+    if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
+    if (!dx.defined()) return;
+    const float mg = training ? float(sum_g / count) : 0.f;
+    const float mgx = training ? float(sum_gx / count) : 0.f;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* mp = masked_plane(n);
+      const float* xp = xs(n, c);
+      float* dp = dxs(n, c);
+      for (int64_t i = 0; i < P; ++i) dp[i] = wc * is * (mp[i] - mg - (xp[i] - mu) * is * mgx);
     }
   });
 }
