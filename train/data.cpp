@@ -220,17 +220,25 @@ void BatchLoader::worker() {
   }
 }
 
+std::shared_ptr<const std::vector<int64_t>> BatchLoader::order(int64_t epoch) const {
+  if (!shuffle_) return nullptr;
+  std::lock_guard<std::mutex> lock(order_mu_);
+  if (order_epoch_ != epoch) {
+    const int64_t n = data_.size();
+    auto shuffled = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
+    std::vector<int64_t>& o = *shuffled;
+    for (int64_t i = 0; i < n; ++i) o[size_t(i)] = i;
+    Generator g = Generator(seed_).split(uint64_t(epoch));
+    for (int64_t i = n - 1; i > 0; --i) std::swap(o[size_t(i)], o[g.below(uint64_t(i + 1))]);
+    order_ = std::move(shuffled);
+    order_epoch_ = epoch;
+  }
+  return order_;
+}
+
 Batch BatchLoader::make(int64_t epoch, int64_t index) const {
   if (failpoint("loader-batch")) fail("data", "injected failure while making a batch (SN_FAILPOINT)");  // fault tests
-  const int64_t n = data_.size();
-  // The epoch's permutation: a Fisher-Yates shuffle from the (seed, epoch) stream. Recomputed
-  // per batch (O(n), negligible against a training step) so any batch can be made alone.
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
-  if (shuffle_) {
-    Generator g = Generator(seed_).split(uint64_t(epoch));
-    for (int64_t i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[g.below(uint64_t(i + 1))]);
-  }
+  const std::shared_ptr<const std::vector<int64_t>> shuffled = order(epoch);
   const Shape& s = data_.images.sizes();
   const int64_t C = s[1], H = s[2], W = s[3], plane = H * W;
   const int64_t rows = batch_size_ / shards_, first = shard_ * rows;
@@ -254,7 +262,7 @@ Batch BatchLoader::make(int64_t epoch, int64_t index) const {
     const bool flip = augment_.flip && (aug.next_u32() & 1u);
     const int64_t j = jg - first;
     if (j < 0 || j >= rows) continue;
-    const int64_t ex = order[size_t(index * batch_size_ + jg)];
+    const int64_t at = index * batch_size_ + jg, ex = shuffled ? (*shuffled)[size_t(at)] : at;
     labels[j] = lab[ex];
     for (int64_t c = 0; c < C; ++c) {
       const float* in = src + (ex * C + c) * plane;

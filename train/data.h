@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -75,6 +76,9 @@ class BatchLoader {
  private:
   void worker();
   void stop();
+  // The epoch's order of examples (a Fisher-Yates shuffle from the (seed, epoch) stream), made
+  // once per epoch and shared by its batches; null when not shuffling (the identity).
+  std::shared_ptr<const std::vector<int64_t>> order(int64_t epoch) const;
 
   const Dataset& data_;
   int64_t batch_size_, batches_per_epoch_;
@@ -84,6 +88,10 @@ class BatchLoader {
   uint64_t seed_;
   int64_t prefetch_;
   std::atomic<bool> pinned_{false};
+
+  mutable std::mutex order_mu_;  // the worker and make() callers share the latest epoch's order
+  mutable int64_t order_epoch_ = -1;
+  mutable std::shared_ptr<const std::vector<int64_t>> order_;
 
   std::mutex mu_;
   std::condition_variable cv_;
