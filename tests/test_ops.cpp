@@ -1,6 +1,7 @@
 // tests/test_ops.cpp — every op's forward pass against the naive reference, on contiguous
 // tensors and on nested windows of larger tensors.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -476,19 +477,28 @@ TEST(Ops, BatchNormReluIsBatchNormAddRelu) {
 
 // The CPU backend's fused backward of BatchNorm + ReLU gives what the two kernels it replaces give
 // (the backend interface's default): with and without dx and the residual's gradient, in training
-// and eval, on 7 × 7 planes (a vector tail), with a broadcast incoming gradient, and for channel
-// counts that run fused and that fall back.
+// and eval, on planes with a vector tail, with a broadcast incoming gradient and with a NaN where
+// the mask is 0, on one thread and on two, and for channel counts that run fused (8, 16, 20 on
+// two threads) and that fall back (3).
 TEST(Ops, BatchNormReluBackwardFusedMatchesSeparate) {
   Backend& k = backend_for(Device::cpu());
-  for (int64_t C : {3, 8, 20})
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);  // what the fused path runs on must not depend on this machine's cores
+  for (const Shape& shape : {Shape{5, 3, 7, 7}, Shape{5, 8, 7, 7}, Shape{5, 20, 7, 7}, Shape{8, 16, 14, 14}})
     for (bool training : {true, false})
       for (bool broadcast : {false, true})
         for (int outputs = 0; outputs < 4; ++outputs) {  // bit 0: dx, bit 1: the residual's gradient
-          SCOPED_TRACE("C " + std::to_string(C) + (training ? " train" : " eval") + (broadcast ? " broadcast" : "") +
+          SCOPED_TRACE(shape_str(shape) + (training ? " train" : " eval") + (broadcast ? " broadcast" : "") +
                        " outputs " + std::to_string(outputs));
-          const Shape shape{5, C, 7, 7};
+          const int64_t C = shape[1];
           Tensor x = random_tensor(shape, 70), y = relu(random_tensor(shape, 71));
-          Tensor dy = broadcast ? random_tensor({1, C, 7, 7}, 72).expand(shape) : random_tensor(shape, 72);
+          Tensor dy = broadcast ? random_tensor({1, C, shape[2], shape[3]}, 72).expand(shape) : random_tensor(shape, 72);
+          if (!broadcast) {  // the ReLU passes no gradient where its output is 0, not even a NaN
+            const float* yp = y.data<float>();
+            const int64_t masked = std::find(yp, yp + y.numel(), 0.f) - yp;
+            ASSERT_LT(masked, y.numel());
+            dy.data<float>()[masked] = std::nanf("");
+          }
           Tensor mean = random_tensor({C}, 73) * 0.1f, invstd = abs(random_tensor({C}, 74)) + 0.5f;
           Tensor w = random_tensor({C}, 75);
           std::vector<std::vector<float>> results[2];
@@ -503,6 +513,7 @@ TEST(Ops, BatchNormReluBackwardFusedMatchesSeparate) {
           ASSERT_EQ(results[0].size(), results[1].size());
           for (size_t i = 0; i < results[0].size(); ++i) expect_close(results[1][i], results[0][i], 1e-6f, "output");
         }
+  omp_set_num_threads(threads);
   Tensor x = random_tensor({2, 4, 3, 3}, 76), c = ones({4});
   EXPECT_THROW(k.batch_norm_relu_backward(empty({2, 4, 3, 2}), Tensor(), Tensor(), Tensor(), x, x, x, c, c, c, true),
                Error);

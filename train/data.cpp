@@ -223,7 +223,7 @@ void BatchLoader::worker() {
 std::shared_ptr<const std::vector<int64_t>> BatchLoader::order(int64_t epoch) const {
   if (!shuffle_) return nullptr;
   std::lock_guard<std::mutex> lock(order_mu_);
-  if (order_epoch_ != epoch) {
+  if (!order_ || order_epoch_ != epoch) {
     const int64_t n = data_.size();
     auto shuffled = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
     std::vector<int64_t>& o = *shuffled;
