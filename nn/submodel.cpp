@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 #include "core/error.h"
@@ -14,7 +15,14 @@ std::string Axis::format(int64_t value) const {
   return std::to_string(value);
 }
 
-int64_t Axis::parse(const std::string& text) const {
+std::string trim_spaces(const std::string& text) {
+  const size_t first = text.find_first_not_of(" \t");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+}
+
+int64_t Axis::parse(const std::string& raw) const {
+  const std::string text = trim_spaces(raw);
   int64_t value = -1;
   try {
     size_t used = 0;
@@ -43,7 +51,9 @@ int64_t Axis::parse(const std::string& text) const {
   if (std::find(sizes.begin(), sizes.end(), value) == sizes.end()) {
     std::string allowed;
     for (int64_t s : sizes) allowed += (allowed.empty() ? "" : ", ") + format(s);
-    fail("submodel", "axis '" + name + "': '" + text + "' is not an allowed size (allowed: " + allowed + ")");
+    const bool fraction = text.find_first_of("./") != std::string::npos;
+    fail("submodel", "axis '" + name + "': '" + text + "' is not an allowed size (allowed: " + allowed +
+                         (fraction ? "; k/d and decimals are fractions of the full size " + format(max()) : "") + ")");
   }
   return value;
 }
@@ -87,8 +97,9 @@ bool SubModel::nested_in(const SubModel& other) const {
 
 SubModelSpace::SubModelSpace(AxisList axes) {
   for (const Axis& a : axes) {
-    SN_CHECK(!a.sizes.empty() && std::is_sorted(a.sizes.begin(), a.sizes.end()) && a.sizes[0] > 0,
-             "SubModelSpace", "axis '", a.name, "' needs ascending positive sizes");
+    SN_CHECK(!a.sizes.empty() && a.sizes[0] > 0 &&
+                 std::adjacent_find(a.sizes.begin(), a.sizes.end(), std::greater_equal<int64_t>()) == a.sizes.end(),
+             "SubModelSpace", "axis '", a.name, "' needs strictly ascending positive sizes");
     for (const Axis& b : axes)
       SN_CHECK(&a == &b || a.name != b.name, "SubModelSpace", "axis '", a.name, "' declared twice");
   }
@@ -140,10 +151,11 @@ SubModel SubModelSpace::parse(const std::string& text) const {
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, ',')) {
+    part = trim_spaces(part);
     if (part.empty()) continue;
     auto eq = part.find('=');
     SN_CHECK(eq != std::string::npos, "submodel", "'", part, "' is not axis=size (in '", text, "')");
-    std::string name = part.substr(0, eq);
+    std::string name = trim_spaces(part.substr(0, eq));
     size_t i = 0;
     while (i < axes_->size() && (*axes_)[i].name != name) ++i;
     if (i == axes_->size()) {

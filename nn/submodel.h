@@ -10,7 +10,7 @@
 namespace sn {
 
 // A sorted axis: a sub-model keeps the first k units along it (neurons, channels, heads,
-// blocks). Allowed sizes ascend; the last is the full model's.
+// blocks). Allowed sizes strictly ascend; the last is the full model's.
 struct Axis {
   std::string name;
   std::vector<int64_t> sizes;
@@ -19,9 +19,14 @@ struct Axis {
 
   int64_t max() const { return sizes.back(); }
   std::string format(int64_t value) const;
-  // Parses "k", "k/d" or a decimal fraction; must be one of the allowed sizes.
+  // Parses "k", "k/d" or a decimal fraction; must be one of the allowed sizes. An integer is a
+  // size; k/d and a decimal are fractions of the full size ("width=1" is 1 unit, "width=1.0" all).
+  // Spaces around the text are ignored.
   int64_t parse(const std::string& text) const;
 };
+
+// text without the spaces and tabs around it.
+std::string trim_spaces(const std::string& text);
 
 using AxisList = std::vector<Axis>;
 

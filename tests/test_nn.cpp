@@ -28,6 +28,11 @@ TEST(SubModels, TextFormRoundTripsAndIndexes) {
   EXPECT_TRUE(space.smallest().nested_in(s));
   EXPECT_FALSE(s.nested_in(space.smallest()));
   EXPECT_EQ(s.scaled("width", 64), 32);
+  // Spaces around parts, names and sizes, as a config line may have them.
+  EXPECT_EQ(space.parse(" width = 4/8 , depth.s2=1 "), s);
+  // An integer is a size, a decimal a fraction of the full size.
+  EXPECT_EQ(space.parse("width=1").get("width"), 1);
+  EXPECT_EQ(space.parse("width=1.0").get("width"), 8);
 }
 
 TEST(SubModels, BadTextIsAClearError) {
@@ -40,6 +45,16 @@ TEST(SubModels, BadTextIsAClearError) {
       EXPECT_NE(std::string(e.what()).find("submodel"), std::string::npos) << e.what();
     }
   }
+  // A decimal that is no allowed fraction says how it was read.
+  try {
+    space.parse("depth.s1=2.0");
+    ADD_FAILURE() << "accepted depth.s1=2.0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fractions of the full size 3"), std::string::npos) << e.what();
+  }
+  // Sizes must strictly ascend: a repeated one would list the same sub-model twice.
+  EXPECT_THROW(SubModelSpace({Axis{"w", {2, 2, 4}}}), Error);
+  EXPECT_THROW(SubModelSpace({Axis{"w", {4, 2}}}), Error);
 }
 
 TEST(Models, MlpSubModelsUseNestedWindows) {

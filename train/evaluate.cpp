@@ -220,7 +220,7 @@ std::vector<SubModel> parse_submodel_list(const SubModelSpace& space, const std:
   while (begin <= text.size()) {
     size_t end = text.find(';', begin);
     if (end == std::string::npos) end = text.size();
-    const std::string one = text.substr(begin, end - begin);
+    const std::string one = trim_spaces(text.substr(begin, end - begin));
     if (one == "all") {
       for (const SubModel& s : space.enumerate()) subs.push_back(s);
     } else if (!one.empty()) {

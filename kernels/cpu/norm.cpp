@@ -300,9 +300,15 @@ void CpuBackend::batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, co
       const float* yp = ys(n, c);
       const float* xp = xs(n, c);
       float* mp = masked_plane(n);
-      for (int64_t i = 0; i < P; ++i) mp[i] = yp[i] > 0.f ? gp[i] : 0.f;  // as unary_backward(relu)
-      lane_sum2(P, [&](int64_t i) { return mp[i]; }, [&](int64_t i) { return mp[i] * ((xp[i] - mu) * is); }, sum_g,
-                sum_gx);
+      // The mask as unary_backward(relu) applies it, stored as it is summed.
+      lane_sum2(
+          P,
+          [&](int64_t i) {
+            const float m = yp[i] > 0.f ? gp[i] : 0.f;
+            mp[i] = m;
+            return m;
+          },
+          [&](int64_t i) { return mp[i] * ((xp[i] - mu) * is); }, sum_g, sum_gx);
     }
     if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
     if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
