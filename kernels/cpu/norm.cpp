@@ -234,6 +234,43 @@ void CpuBackend::batch_norm_apply_relu(const Tensor& y, const Tensor& x, const T
   batch_norm_planes(y, x, mean, invstd, w, b, residual, true);
 }
 
+namespace {
+
+// BatchNorm's backward per channel once the sums over its incoming gradient g are known:
+// dw[c] += Σ g·xhat, db[c] += Σ g, and dx = w·invstd·(g − mean(g) − xhat·mean(g·xhat)) in training
+// (the batch statistics depend on x), w·invstd·g in eval.
+struct ChannelBackward {
+  const Tensor &dx, &dw, &db, &mean, &invstd, &w;
+  Planes xs, dxs;
+  int64_t N, P;
+  bool training;
+
+  ChannelBackward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& x, const Tensor& mean,
+                  const Tensor& invstd, const Tensor& w, bool training)
+      : dx(dx), dw(dw), db(db), mean(mean), invstd(invstd), w(w), xs(x), dxs(dx.defined() ? dx : x), N(x.size(0)),
+        P(x.size(2) * x.size(3)), training(training) {}
+
+  // g(n): g's plane n of channel c.
+  template <class GPlane>
+  void finish(int64_t c, double sum_g, double sum_gx, GPlane g) const {
+    if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
+    if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
+    if (!dx.defined()) return;
+    const double count = double(N * P);
+    const float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
+    const float mg = training ? float(sum_g / count) : 0.f;
+    const float mgx = training ? float(sum_gx / count) : 0.f;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* gp = g(n);
+      const float* xp = xs(n, c);
+      float* dp = dxs(n, c);
+      for (int64_t i = 0; i < P; ++i) dp[i] = wc * is * (gp[i] - mg - (xp[i] - mu) * is * mgx);
+    }
+  }
+};
+
+}  // namespace
+
 void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const Tensor& db,
                                      const Tensor& dy, const Tensor& x, const Tensor& mean,
                                      const Tensor& invstd, const Tensor& w, bool training) {
@@ -242,11 +279,10 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
   check_nchw("batch_norm_backward", dy);
   if (dx.defined()) check_nchw("batch_norm_backward", dx);
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
-  const double count = double(N * P);
+  const ChannelBackward grad(dx, dw, db, x, mean, invstd, w, training);
   const Planes xs(x), dys(dy);
-  const Planes dxs = dx.defined() ? Planes(dx) : xs;
   parallel_for(C, N * P * 3, [&](int64_t c) {
-    float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
+    const float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f);
     double sum_g = 0.0, sum_gx = 0.0;  // sum(dy), sum(dy * xhat)
     for (int64_t n = 0; n < N; ++n) {
       const float* xp = xs(n, c);
@@ -254,18 +290,7 @@ void CpuBackend::batch_norm_backward(const Tensor& dx, const Tensor& dw, const T
       lane_sum2(P, [&](int64_t i) { return gp[i]; }, [&](int64_t i) { return gp[i] * ((xp[i] - mu) * is); }, sum_g,
                 sum_gx);
     }
-    if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
-    if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
-    if (!dx.defined()) return;
-    const float mg = training ? float(sum_g / count) : 0.f;
-    const float mgx = training ? float(sum_gx / count) : 0.f;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xp = xs(n, c);
-      const float* gp = dys(n, c);
-      float* dp = dxs(n, c);
-      for (int64_t i = 0; i < P; ++i)
-        dp[i] = wc * is * (gp[i] - mg - (xp[i] - mu) * is * mgx);
-    }
+    grad.finish(c, sum_g, sum_gx, [&](int64_t n) { return dys(n, c); });
   });
 }
 
@@ -284,16 +309,16 @@ void CpuBackend::batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, co
   const int64_t N = x.size(0), C = x.size(1), P = x.size(2) * x.size(3);
   if (!channels_balance(C))
     return Backend::batch_norm_relu_backward(dx, dw, db, dres, dy, y, x, mean, invstd, w, training);
-  const double count = double(N * P);
+  const ChannelBackward grad(dx, dw, db, x, mean, invstd, w, training);
   const Planes xs(x), ys(y), dys(dy);
-  const Planes dxs = dx.defined() ? Planes(dx) : xs, dres_s = dres.defined() ? Planes(dres) : xs;
+  const Planes dres_s = dres.defined() ? Planes(dres) : xs;
   // Called inside a parallel region, parallel_for runs on this thread alone: one buffer.
   const bool nested = omp_in_parallel();
   const ThreadScratch masked(nested ? 1 : omp_get_max_threads(), dres.defined() ? 0 : N * P);
   parallel_for(C, N * P * 5, [&](int64_t c) {
     float* buffer = masked[nested ? 0 : omp_get_thread_num()];
     auto masked_plane = [&](int64_t n) { return dres.defined() ? dres_s(n, c) : buffer + n * P; };
-    const float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
+    const float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f);
     double sum_g = 0.0, sum_gx = 0.0;  // sum(g), sum(g * xhat) for the masked gradient g
     for (int64_t n = 0; n < N; ++n) {
       const float* gp = dys(n, c);
@@ -310,17 +335,7 @@ void CpuBackend::batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, co
           },
           [&](int64_t i) { return mp[i] * ((xp[i] - mu) * is); }, sum_g, sum_gx);
     }
-    if (dw.defined()) dw.data<float>()[c * dw.stride(0)] += float(sum_gx);
-    if (db.defined()) db.data<float>()[c * db.stride(0)] += float(sum_g);
-    if (!dx.defined()) return;
-    const float mg = training ? float(sum_g / count) : 0.f;
-    const float mgx = training ? float(sum_gx / count) : 0.f;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* mp = masked_plane(n);
-      const float* xp = xs(n, c);
-      float* dp = dxs(n, c);
-      for (int64_t i = 0; i < P; ++i) dp[i] = wc * is * (mp[i] - mg - (xp[i] - mu) * is * mgx);
-    }
+    grad.finish(c, sum_g, sum_gx, masked_plane);
   });
 }
 
