@@ -22,6 +22,11 @@ const char* binary_name(Binary op) {
   return names[int(op)];
 }
 
+Tensor scratch_tensor(const Shape& sizes, Device device) {
+  auto storage = std::make_shared<Storage>(size_t(numel_of(sizes)) * sizeof(float), device);
+  return Tensor::from_storage(storage, sizes, contiguous_strides(sizes), 0, DType::f32);
+}
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) {
     static CpuBackend cpu;
@@ -136,20 +141,10 @@ void Backend::batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, c
                                   const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool) {
   SN_MISSING("batch_norm_backward");
 }
-namespace {
-// A contiguous f32 tensor on the device, uninitialised (the kernels library has no factories).
-Tensor new_f32(const Shape& sizes, Device device) {
-  int64_t n = 1;
-  for (int64_t s : sizes) n *= s;
-  auto storage = std::make_shared<Storage>(size_t(n) * sizeof(float), device);
-  return Tensor::from_storage(storage, sizes, contiguous_strides(sizes), 0, DType::f32);
-}
-}  // namespace
-
 void Backend::batch_norm_relu_backward(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dres,
                                        const Tensor& dy, const Tensor& y, const Tensor& x, const Tensor& mean,
                                        const Tensor& invstd, const Tensor& w, bool training) {
-  const Tensor masked = dres.defined() ? dres : new_f32(y.sizes(), y.device());
+  const Tensor masked = dres.defined() ? dres : scratch_tensor(y.sizes(), y.device());
   unary_backward(Unary::relu, masked, dy, y, y);
   batch_norm_backward(dx, dw, db, masked, x, mean, invstd, w, training);
 }

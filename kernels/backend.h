@@ -17,6 +17,10 @@ namespace sn {
 enum class Unary : uint8_t { neg, exp, log, sqrt, abs, relu, gelu, gelu_tanh, silu, tanh, sigmoid, square };
 enum class Binary : uint8_t { add, sub, mul, div };
 const char* unary_name(Unary op);
+
+// A contiguous f32 tensor on `device`, uninitialised: a kernel's temporary buffer (from the
+// device's caching allocator; the kernels library has no tensor factories).
+Tensor scratch_tensor(const Shape& sizes, Device device = Device::cpu());
 const char* binary_name(Binary op);
 
 // 2-d convolution / pooling geometry (NCHW).

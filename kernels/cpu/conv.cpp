@@ -38,15 +38,10 @@ bool filter_is_blas_ready(const Tensor& w) {
          (w.size(1) <= 1 || w.stride(1) == w.size(2) * w.size(3));
 }
 
-Tensor scratch(Shape sizes) {
-  auto st = std::make_shared<Storage>(size_t(numel_of(sizes)) * 4, Device::cpu());
-  return Tensor::from_storage(st, sizes, contiguous_strides(sizes), 0, DType::f32);
-}
-
 // A packed copy of a filter whose kernel block is not contiguous (e.g. a KH/KW window).
 Tensor packed_filter(const Tensor& w) {
   if (filter_is_blas_ready(w)) return w;
-  Tensor p = scratch(w.sizes());
+  Tensor p = scratch_tensor(w.sizes());
   backend_for(w.device()).copy(p, w);
   return p;
 }
@@ -234,7 +229,7 @@ void forward_per_image(const Tensor& y, const Tensor& x, const Tensor& w, const 
   const int threads = omp_get_max_threads();
   const int64_t K = d.K(), P = d.P();
   std::vector<Tensor> cols;
-  for (int t = 0; t < threads; ++t) cols.push_back(scratch({K, P}));
+  for (int t = 0; t < threads; ++t) cols.push_back(scratch_tensor({K, P}));
   const Planes ys(y);
   const float* wp = w.data<float>();
   const int64_t ldw = w.stride(0);
@@ -255,10 +250,10 @@ void backward_per_image(const Tensor& dx, const Tensor& dw, const Tensor& dy, co
   const int64_t K = d.K(), P = d.P(), per_group = d.Cg_out * K;
   std::vector<Tensor> cols, dcols, dw_part;
   for (int t = 0; t < threads; ++t) {
-    cols.push_back(scratch({K, P}));
-    if (dx.defined()) dcols.push_back(scratch({K, P}));
+    cols.push_back(scratch_tensor({K, P}));
+    if (dx.defined()) dcols.push_back(scratch_tensor({K, P}));
     if (dw.defined()) {
-      dw_part.push_back(scratch({d.groups * per_group}));
+      dw_part.push_back(scratch_tensor({d.groups * per_group}));
       std::fill(dw_part.back().data<float>(), dw_part.back().data<float>() + d.groups * per_group, 0.f);
     }
   }
@@ -315,8 +310,8 @@ void CpuBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, co
       forward_per_image(y, x, w, d);
     } else {
     const int64_t nb_max = chunk_images(d), P = d.P();
-    Tensor cols_buf = scratch({d.K(), nb_max * P});
-    Tensor out_buf = scratch({d.Cg_out, nb_max * P});
+    Tensor cols_buf = scratch_tensor({d.K(), nb_max * P});
+    Tensor out_buf = scratch_tensor({d.Cg_out, nb_max * P});
     for (int64_t grp = 0; grp < d.groups; ++grp) {
       Tensor wm = filter_matrix(w, d, grp);
       for (int64_t n0 = 0; n0 < d.N; n0 += nb_max) {
@@ -377,9 +372,9 @@ void CpuBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tenso
   if (dx.defined()) fill(dx, 0.f);
   if (per_image(d)) return backward_per_image(dx, dw, dy, x, w, d);
   const int64_t nb_max = chunk_images(d), P = d.P();
-  Tensor cols_buf = scratch({d.K(), nb_max * P});
-  Tensor dcols_buf = dx.defined() ? scratch({d.K(), nb_max * P}) : Tensor();
-  Tensor dy_buf = scratch({d.Cg_out, nb_max * P});
+  Tensor cols_buf = scratch_tensor({d.K(), nb_max * P});
+  Tensor dcols_buf = dx.defined() ? scratch_tensor({d.K(), nb_max * P}) : Tensor();
+  Tensor dy_buf = scratch_tensor({d.Cg_out, nb_max * P});
   for (int64_t grp = 0; grp < d.groups; ++grp) {
     Tensor wm = filter_matrix(w, d, grp);
     Tensor dwm = dw.defined() ? filter_matrix(dw, d, grp) : Tensor();

@@ -31,8 +31,7 @@ BlasOperand describe(const Tensor& t) {
 
 // The packed copy a non-BLAS-able view needs (a non-unit inner stride in both dims).
 Tensor packed(const Tensor& t) {
-  auto storage = std::make_shared<Storage>(size_t(t.numel()) * 4, t.device());
-  Tensor p = Tensor::from_storage(storage, t.sizes(), contiguous_strides(t.sizes()), 0, DType::f32);
+  Tensor p = scratch_tensor(t.sizes(), t.device());
   backend_for(t.device()).copy(p, t);
   return p;
 }

@@ -62,11 +62,6 @@ __global__ void col2im_kernel(float* dx, const float* dcols, ConvShape s, int64_
   }
 }
 
-Tensor scratch(const Shape& sizes, Device device) {
-  auto st = std::make_shared<Storage>(size_t(numel_of(sizes)) * sizeof(float), device);
-  return Tensor::from_storage(st, sizes, contiguous_strides(sizes), 0, DType::f32);
-}
-
 bool filter_is_blas_ready(const Tensor& w) {
   return (w.size(3) <= 1 || w.stride(3) == 1) && (w.size(2) <= 1 || w.stride(2) == w.size(3)) &&
          (w.size(1) <= 1 || w.stride(1) == w.size(2) * w.size(3));
@@ -147,7 +142,7 @@ void CudaBackend::conv2d(const Tensor& y, const Tensor& x, const Tensor& w_in, c
   const ConvShape s = shape_of(x, w, y, g);
   const int64_t N = x.size(0), P = s.P(), K = s.K();
   const int64_t chunk = images_per_chunk(s, N);
-  Tensor cols_all = scratch({K, chunk * P}, x.device());
+  Tensor cols_all = scratch_tensor({K, chunk * P}, x.device());
   const Tensor yd = y.detach();
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
     const int64_t nb = std::min(chunk, N - n0);
@@ -192,11 +187,11 @@ void CudaBackend::conv2d_backward(const Tensor& dx, const Tensor& dw, const Tens
 #endif
   // dW of a window that is not BLAS-shaped accumulates in a packed copy, added back at the end.
   Tensor dwm_all;
-  if (dw.defined()) dwm_all = filter_is_blas_ready(dw) ? dw.detach() : scratch(dw.sizes(), dw.device());
+  if (dw.defined()) dwm_all = filter_is_blas_ready(dw) ? dw.detach() : scratch_tensor(dw.sizes(), dw.device());
   if (dwm_all.defined() && !filter_is_blas_ready(dw)) fill(dwm_all, 0.f);
   const int64_t chunk = images_per_chunk(s, N);
-  Tensor cols_all = scratch({K, chunk * P}, x.device());
-  Tensor dyt_all = scratch({s.Cg_out, chunk * P}, x.device());
+  Tensor cols_all = scratch_tensor({K, chunk * P}, x.device());
+  Tensor dyt_all = scratch_tensor({s.Cg_out, chunk * P}, x.device());
   ConvShape sx = s;
   if (dx.defined()) {
     sx.xsn = dx.stride(0);

@@ -73,12 +73,7 @@ struct Descriptors {
   }
 };
 
-Tensor scratch(const Shape& sizes, Device device) {
-  auto st = std::make_shared<Storage>(size_t(numel_of(sizes)) * sizeof(float), device);
-  return Tensor::from_storage(st, sizes, contiguous_strides(sizes), 0, DType::f32);
-}
-
-Tensor workspace(size_t bytes, Device device) { return scratch({int64_t((bytes + 3) / 4) + 1}, device); }
+Tensor workspace(size_t bytes, Device device) { return scratch_tensor({int64_t((bytes + 3) / 4) + 1}, device); }
 
 // What decides an algorithm: every size and stride of the call, the geometry and the math mode.
 using Key = std::vector<int64_t>;
@@ -145,7 +140,7 @@ void conv2d_cudnn(const Tensor& y, const Tensor& x, const Tensor& w_in, const Co
   Descriptors d(x, w.sizes(), y, g);
   const Choice c = choose(key_of(0, x, w.sizes(), y, g), "forward", [&] {
     Tensor ws = workspace(kWorkspaceLimit, x.device());
-    Tensor probe = scratch(y.sizes(), y.device());
+    Tensor probe = scratch_tensor(y.sizes(), y.device());
     Descriptors dp(x, w.sizes(), probe, g);
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
@@ -167,7 +162,7 @@ void conv2d_backward_cudnn(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     Descriptors d(dx, w.sizes(), dy, g);
     const Choice c = choose(key_of(1, dx, w.sizes(), dy, g), "backward-data", [&] {
       Tensor ws = workspace(kWorkspaceLimit, x.device());
-      Tensor probe = scratch(dx.sizes(), dx.device());
+      Tensor probe = scratch_tensor(dx.sizes(), dx.device());
       Descriptors dp(probe, w.sizes(), dy, g);
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       int n = 0;
@@ -185,11 +180,11 @@ void conv2d_backward_cudnn(const Tensor& dx, const Tensor& dw, const Tensor& dy,
     // A packed dW: accumulate in place when the window is the whole (contiguous) filter,
     // otherwise compute it packed and add it into the window.
     const bool in_place = dw.is_contiguous();
-    Tensor dwp = in_place ? dw.detach() : scratch(dw.sizes(), dw.device());
+    Tensor dwp = in_place ? dw.detach() : scratch_tensor(dw.sizes(), dw.device());
     Descriptors d(x, w.sizes(), dy, g);
     const Choice c = choose(key_of(2, x, w.sizes(), dy, g), "backward-filter", [&] {
       Tensor ws = workspace(kWorkspaceLimit, x.device());
-      Tensor probe = scratch(w.sizes(), w.device());
+      Tensor probe = scratch_tensor(w.sizes(), w.device());
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       int n = 0;
       SN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
