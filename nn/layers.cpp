@@ -97,22 +97,28 @@ Tensor BatchNorm2d::normalize(const Tensor& x, const ForwardContext& ctx, bool r
   const int64_t row = mode_ == BnStats::per_submodel ? ctx.sub_index : 0;
   SN_CHECK(row >= 0 && row < running_mean.size(0), "BatchNorm2d", "sub-model index ", row,
            " has no statistics (", running_mean.size(0), " sets)");
+  // A wrong index would silently use another sub-model's statistics.
+  SN_CHECK(mode_ != BnStats::per_submodel || ctx.sub.index() == row, "BatchNorm2d", "the context's sub-model index ",
+           row, " is not that of ", ctx.sub.str(), " (", ctx.sub.index(), ")");
   float momentum = momentum_;
-  if (cumulative_batches_ >= 0) momentum = 1.f / float(++cumulative_batches_);
+  if (!recalibration_batches_.empty()) {
+    const int64_t seen = ++recalibration_batches_[size_t(row)];
+    if (seen == 1) {
+      NoGradGuard no_grad;
+      running_mean.select(0, row).fill_(0.f);
+      running_var.select(0, row).fill_(1.f);
+    }
+    momentum = 1.f / float(seen);
+  }
   const Tensor w = weight.narrow(0, 0, c), b = bias.narrow(0, 0, c);
   const Tensor mean = running_mean.select(0, row).narrow(0, 0, c), var = running_var.select(0, row).narrow(0, 0, c);
   if (relu) return batch_norm_relu(x, w, b, mean, var, is_training(), momentum, eps_, residual);
   return batch_norm(x, w, b, mean, var, is_training(), momentum, eps_);
 }
 
-void BatchNorm2d::begin_recalibration() {
-  NoGradGuard no_grad;
-  running_mean.fill_(0.f);
-  running_var.fill_(1.f);
-  cumulative_batches_ = 0;
-}
+void BatchNorm2d::begin_recalibration() { recalibration_batches_.assign(size_t(running_mean.size(0)), 0); }
 
-void BatchNorm2d::end_recalibration() { cumulative_batches_ = -1; }
+void BatchNorm2d::end_recalibration() { recalibration_batches_.clear(); }
 
 LayerNorm::LayerNorm(int64_t dim_max, Width dim, float eps) : dim_(std::move(dim)), eps_(eps) {
   weight = register_parameter("weight", ones({dim_max}), {dim_});

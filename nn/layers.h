@@ -51,7 +51,8 @@ class BatchNorm2d : public Layer {
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
   // relu(forward(x) + residual) in one pass (residual may be undefined): see batch_norm_relu.
   Tensor forward_relu(const Tensor& x, const ForwardContext& ctx, const Tensor& residual = Tensor());
-  // Recalibration: forget the statistics, then average over the next batches (cumulative).
+  // Recalibration: each statistics row the next batches use forgets its values at its first
+  // batch, then averages over its batches (cumulative); rows not used keep theirs.
   void begin_recalibration();
   void end_recalibration();
   Tensor weight, bias, running_mean, running_var;  // stats: [stat_sets, channels_max]
@@ -60,7 +61,7 @@ class BatchNorm2d : public Layer {
   Width channels_;
   BnStats mode_;
   float momentum_, eps_;
-  int64_t cumulative_batches_ = -1;  // >= 0 while recalibrating
+  std::vector<int64_t> recalibration_batches_;  // per row, while recalibrating (else empty)
   Tensor normalize(const Tensor& x, const ForwardContext& ctx, bool relu, const Tensor& residual);
 };
 

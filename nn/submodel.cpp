@@ -59,22 +59,41 @@ int64_t Axis::parse(const std::string& raw) const {
 }
 
 SubModel::SubModel(std::shared_ptr<const AxisList> axes, std::vector<int64_t> values)
-    : axes_(std::move(axes)), values_(std::move(values)) {}
+    : axes_(std::move(axes)), values_(std::move(values)) {
+  SN_CHECK(axes_ != nullptr && values_.size() == axes_->size(), "submodel", "needs one size per axis (",
+           values_.size(), " for ", axes_ ? axes_->size() : 0, " axes)");
+}
+
+const AxisList& SubModel::axes() const {
+  SN_CHECK(axes_ != nullptr, "submodel", "an empty (default-constructed) SubModel has no axes");
+  return *axes_;
+}
+
+int64_t SubModel::index() const {
+  int64_t index = 0;
+  for (size_t i = 0; i < axes().size(); ++i) {
+    const auto& sizes = (*axes_)[i].sizes;
+    const auto it = std::find(sizes.begin(), sizes.end(), values_[i]);
+    SN_CHECK(it != sizes.end(), "submodel", "size ", values_[i], " is not allowed on axis '", (*axes_)[i].name, "'");
+    index = index * int64_t(sizes.size()) + (it - sizes.begin());
+  }
+  return index;
+}
 
 int64_t SubModel::get(const std::string& name) const {
-  for (size_t i = 0; i < axes_->size(); ++i)
+  for (size_t i = 0; i < axes().size(); ++i)
     if ((*axes_)[i].name == name) return values_[i];
   fail("submodel", "no axis named '" + name + "' in " + str());
 }
 
 double SubModel::fraction(const std::string& name) const {
-  for (size_t i = 0; i < axes_->size(); ++i)
+  for (size_t i = 0; i < axes().size(); ++i)
     if ((*axes_)[i].name == name) return double(values_[i]) / double((*axes_)[i].max());
   fail("submodel", "no axis named '" + name + "' in " + str());
 }
 
 int64_t SubModel::scaled(const std::string& name, int64_t full) const {
-  for (size_t i = 0; i < axes_->size(); ++i)
+  for (size_t i = 0; i < axes().size(); ++i)
     if ((*axes_)[i].name == name) return full * values_[i] / (*axes_)[i].max();
   fail("submodel", "no axis named '" + name + "' in " + str());
 }
@@ -90,6 +109,8 @@ std::string SubModel::str() const {
 }
 
 bool SubModel::nested_in(const SubModel& other) const {
+  SN_CHECK(values_.size() == other.values_.size(), "submodel", "'", str(), "' and '", other.str(),
+           "' are not of one space");
   for (size_t i = 0; i < values_.size(); ++i)
     if (values_[i] > other.values_[i]) return false;
   return true;

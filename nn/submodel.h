@@ -32,7 +32,7 @@ using AxisList = std::vector<Axis>;
 
 class SubModel {
  public:
-  SubModel() = default;
+  SubModel() = default;  // empty: only assignable; asking it anything is an sn::Error
   SubModel(std::shared_ptr<const AxisList> axes, std::vector<int64_t> values);
 
   // The size on axis `name` (an sn::Error if the space has no such axis).
@@ -42,10 +42,12 @@ class SubModel {
   // first k of `full` for a fractional axis: full * value / max.
   int64_t scaled(const std::string& name, int64_t full) const;
   const std::vector<int64_t>& values() const { return values_; }
-  const AxisList& axes() const { return *axes_; }
+  const AxisList& axes() const;
+  // The position in its space's grid (SubModelSpace::at(index()) is this sub-model).
+  int64_t index() const;
 
   std::string str() const;  // "width=4/8,depth.s1=2"
-  // a ⊆ b: every axis of a is at most b's (then θ(a) ⊂ θ(b)).
+  // a ⊆ b: every axis of a is at most b's (then θ(a) ⊂ θ(b)); both of one space.
   bool nested_in(const SubModel& other) const;
   bool operator==(const SubModel& other) const { return values_ == other.values_; }
 

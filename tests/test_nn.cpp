@@ -22,7 +22,10 @@ TEST(SubModels, TextFormRoundTripsAndIndexes) {
   EXPECT_EQ(s.str(), "width=4/8,depth.s1=3,depth.s2=1,depth.s3=3");
   EXPECT_EQ(space.parse("width=0.5").get("width"), 4);
   EXPECT_EQ(space.parse(s.str()), s);
-  for (int64_t i = 0; i < space.size(); ++i) ASSERT_EQ(space.index_of(space.at(i)), i);
+  for (int64_t i = 0; i < space.size(); ++i) {
+    ASSERT_EQ(space.index_of(space.at(i)), i);
+    ASSERT_EQ(space.at(i).index(), i);
+  }
   EXPECT_EQ(space.largest().str(), "width=8/8,depth.s1=3,depth.s2=3,depth.s3=3");
   EXPECT_EQ(space.smallest().str(), "width=1/8,depth.s1=1,depth.s2=1,depth.s3=1");
   EXPECT_TRUE(space.smallest().nested_in(s));
@@ -55,6 +58,13 @@ TEST(SubModels, BadTextIsAClearError) {
   // Sizes must strictly ascend: a repeated one would list the same sub-model twice.
   EXPECT_THROW(SubModelSpace({Axis{"w", {2, 2, 4}}}), Error);
   EXPECT_THROW(SubModelSpace({Axis{"w", {4, 2}}}), Error);
+  // An empty sub-model, or one of another space, is an error, not a crash.
+  const SubModel empty;
+  EXPECT_THROW(empty.get("width"), Error);
+  EXPECT_THROW(empty.scaled("width", 64), Error);
+  EXPECT_THROW(empty.index(), Error);
+  EXPECT_THROW(space.smallest().nested_in(SubModelSpace({Axis{"w", {1, 2}}}).largest()), Error);
+  EXPECT_EQ(empty.str(), "");
 }
 
 TEST(Models, MlpSubModelsUseNestedWindows) {
@@ -165,7 +175,36 @@ TEST(Models, PerSubModelBatchNormStatisticsStaySeparate) {
     row5_moved |= rm[size_t(5 * C + c)] != 0.f;
   }
   EXPECT_TRUE(row5_moved);
+  // A context whose index is not its sub-model's would use another sub-model's statistics.
+  EXPECT_THROW(model->forward(x, {space.at(5), 4, nullptr}), Error);
   EXPECT_THROW(make_model({"no-such-model"}), Error);
+}
+
+// Recalibrating one sub-model's statistics restarts only its row: the others keep theirs.
+TEST(Models, RecalibrationRestartsOnlyTheRowsItUses) {
+  auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 1});
+  const SubModelSpace& space = model->space();
+  NoGradGuard no_grad;
+  model->forward(random_tensor({4, 1, 28, 28}, 4), {space.at(5), 5, nullptr});
+  model->forward(random_tensor({4, 1, 28, 28}, 5), {space.at(9), 9, nullptr});
+  BatchNorm2d* bn = model->batch_norms()[0];
+  const std::vector<float> mean5 = to_vector<float>(bn->running_mean.select(0, 5)),
+                           var5 = to_vector<float>(bn->running_var.select(0, 5));
+  const Tensor a = random_tensor({4, 1, 28, 28}, 6), b = random_tensor({4, 1, 28, 28}, 7);
+  for (BatchNorm2d* each : model->batch_norms()) each->begin_recalibration();
+  model->forward(a, {space.at(9), 9, nullptr});
+  model->forward(b, {space.at(9), 9, nullptr});
+  for (BatchNorm2d* each : model->batch_norms()) each->end_recalibration();
+  testing::expect_close(bn->running_mean.select(0, 5), mean5, 0.f);
+  testing::expect_close(bn->running_var.select(0, 5), var5, 0.f);
+  // Row 9 is the plain average of the two batches' statistics, as if it had started from nothing.
+  const std::vector<float> recalibrated = to_vector<float>(bn->running_mean.select(0, 9));
+  for (BatchNorm2d* each : model->batch_norms()) each->running_mean.select(0, 9).fill_(123.f);
+  for (BatchNorm2d* each : model->batch_norms()) each->begin_recalibration();
+  model->forward(a, {space.at(9), 9, nullptr});
+  model->forward(b, {space.at(9), 9, nullptr});
+  for (BatchNorm2d* each : model->batch_norms()) each->end_recalibration();
+  testing::expect_close(bn->running_mean.select(0, 9), recalibrated, 1e-6f);
 }
 
 }  // namespace

@@ -506,6 +506,32 @@ TEST(Evaluate, NoRecalibrationBatchesKeepsTheStatistics) {
   for (auto& [name, b] : model->named_buffers()) EXPECT_EQ(to_vector<float>(*b), before[name]) << name;
 }
 
+// Under per_submodel statistics, evaluating a sub-model that never ran in train mode says so.
+TEST(Evaluate, WarnsOfSubModelsWithUntrainedStatistics) {
+  auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 3});
+  Generator gen(8);
+  Dataset data;
+  data.images = randn({4, 1, 28, 28}, gen);
+  data.labels = from_vector(std::vector<int64_t>(4, 1), {4});
+  data.black = {0.f};
+  {
+    NoGradGuard no_grad;
+    model->train();
+    model->forward(data.images, {model->space().at(215), 215, nullptr});
+  }
+  TrainConfig c;
+  c.eval_batch_size = 4;
+  c.latency_repeats = 1;
+  auto warning = [&](const std::vector<SubModel>& subs) {
+    ::testing::internal::CaptureStderr();
+    evaluate(*model, subs, data, data, c);
+    return ::testing::internal::GetCapturedStderr();
+  };
+  EXPECT_EQ(warning({model->space().at(215)}), "");
+  const std::string text = warning({model->space().at(215), model->space().at(3), model->space().at(7)});
+  EXPECT_NE(text.find("2 of 3 sub-models (e.g. " + model->space().at(3).str() + ")"), std::string::npos) << text;
+}
+
 // Evaluating many sub-models through the model's stages (each shared prefix computed once) gives
 // exactly the rows of one whole forward pass per sub-model: W2 with recalibrated and with shared
 // BatchNorm statistics, W3 (depths sharing their blocks); a list in any order with a name given

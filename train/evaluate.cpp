@@ -29,6 +29,32 @@ void count_correct(const Tensor& logits, const Tensor& labels, int64_t& correct)
   }
 }
 
+// True when no BatchNorm layer has moved statistics row `row` from its start (mean 0, variance 1):
+// the sub-model it belongs to never ran in train mode (under per_submodel, one never sampled).
+bool statistics_untouched(Model& model, int64_t row) {
+  for (BatchNorm2d* bn : model.batch_norms()) {
+    for (float m : to_vector<float>(bn->running_mean.select(0, row)))
+      if (m != 0.f) return false;
+    for (float v : to_vector<float>(bn->running_var.select(0, row)))
+      if (v != 1.f) return false;
+  }
+  return true;
+}
+
+// Under per_submodel statistics, says on stderr which sub-models are evaluated with untrained
+// statistics: their accuracy is not what the weights can do.
+void warn_of_untouched_statistics(Model& model, const std::vector<SubModel>& subs, const TrainConfig& config) {
+  if (parse_bn_stats(config.bn_stats) != BnStats::per_submodel || model.batch_norms().empty()) return;
+  std::vector<std::string> untouched;
+  for (const SubModel& sub : subs)
+    if (statistics_untouched(model, model.space().index_of(sub))) untouched.push_back(sub.str());
+  if (untouched.empty()) return;
+  std::fprintf(stderr,
+               "warning: %zu of %zu sub-models (e.g. %s) have the initial BatchNorm statistics (mean 0, variance 1): "
+               "never sampled in training; bn_stats = \"recalibrate\" computes them before evaluation\n",
+               untouched.size(), subs.size(), untouched.front().c_str());
+}
+
 // The median time of config.latency_repeats forward passes of one small batch (after one more
 // that warms the caches).
 double measure_latency_ms(Model& model, const SubModel& sub, int64_t index, const Dataset& test,
@@ -268,6 +294,7 @@ std::vector<EvalRow> evaluate(Model& model, const std::vector<SubModel>& subs, c
     model.train();
     return staged;
   }
+  warn_of_untouched_statistics(model, subs, config);
   for (const SubModel& sub : subs) {
     const int64_t index = model.space().index_of(sub);
     if (recal) recalibrate_batch_norms(model, sub, index, calibration, config);
