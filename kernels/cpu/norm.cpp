@@ -260,7 +260,8 @@ struct ChannelBackward {
     const float mu = at1(mean, c, 0.f), is = at1(invstd, c, 1.f), wc = at1(w, c, 1.f);
     const float mg = training ? float(sum_g / count) : 0.f;
     const float mgx = training ? float(sum_gx / count) : 0.f;
-    for (int64_t n = 0; n < N; ++n) {
+    // Last plane first: the planes the sums read last are the ones still in cache.
+    for (int64_t n = N - 1; n >= 0; --n) {
       const float* gp = g(n);
       const float* xp = xs(n, c);
       float* dp = dxs(n, c);
