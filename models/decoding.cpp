@@ -11,6 +11,7 @@
 #include "autograd/ops.h"
 #include "core/grad_mode.h"
 #include "core/rng.h"
+#include "kernels/cpu/gemm_invariant.h"
 
 namespace sn {
 namespace {
@@ -127,6 +128,7 @@ std::vector<int64_t> decode(SortedLlama& model, const std::vector<int64_t>& prom
   const std::vector<int64_t> bounds = segment_bounds(model, o);
   const size_t segments = bounds.size() - 1;
   NoGradGuard no_grad;
+  const cpu::RowInvariantProducts same_bits;  // a position's logits do not depend on the positions run with it
   const auto t0 = Clock::now();
   const Device device = model.device();
   const int64_t V = model.config().vocab;
@@ -242,6 +244,9 @@ std::vector<int64_t> speculative_decode(SortedLlama& model, const std::vector<in
   SN_CHECK(o.max_draft >= 1 && o.first_draft >= 1, "decode", "draft lengths must be positive");
   SN_CHECK(o.draft_exit > 0 || c.exits.size() >= 2, "decode", "the model has no exit before the last to draft with");
   NoGradGuard no_grad;
+  // Verifying k positions at once gives each the bits that decoding it alone gives, so that greedy
+  // output is decode()'s token for token (kernels/cpu/gemm_invariant.h).
+  const cpu::RowInvariantProducts same_bits;
   const auto t0 = Clock::now();
   const Device device = model.device();
   TokenChooser chooser(o.sampling);

@@ -6,7 +6,9 @@
 // - self-speculative decoding: a shallow exit drafts tokens and the full model verifies them in
 //   one pass. The draft shares the full model's first blocks and therefore their caches:
 //   verifying runs only the blocks past the draft exit, from the hidden states the draft already
-//   computed. Greedy output is the full model's greedy output, token for token; sampled output
+//   computed. Greedy output is the full model's greedy output, token for token (on the CPU both
+//   compute with row-invariant products: a position's bits do not depend on the positions run
+//   with it, kernels/cpu/gemm_invariant.h); sampled output
 //   follows the full model's distribution (speculative sampling: accept a drafted x with
 //   probability min(1, p(x)/q(x)), otherwise draw from the normalised max(0, p − q)).
 #pragma once

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_shifted.h"
+#include "kernels/cpu/gemm_invariant.h"
 #include "kernels/cpu/gemm_skinny.h"
 #include "kernels/cpu/vec_math.h"
 #include "reference.h"
@@ -345,6 +346,100 @@ TEST(Ops, SkinnyGemmOnWindowsAndRowByRowIdentical) {
   Tensor off = matmul(x, w.t());
   cpu::set_skinny_gemm_enabled(true);
   expect_close(on, to_vector<float>(off), 1e-4f, "skinny on vs off");
+}
+
+// The row-invariant products decoding uses (gemm_invariant.h): each layout against a double
+// reference on windows, with alpha and beta; every row of an M-row product bit for bit that row
+// alone; columns the same bits whatever N; zero terms past K (masked attention weights) changing
+// nothing; and matmul reaching the kernel only while a guard is alive.
+TEST(Ops, RowInvariantProductsAreOneFixedSumPerOutput) {
+  uint64_t seed = 500;
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (int64_t K : {1, 16, 32, 45, 256}) {
+        const int64_t M = 19, N = 37;
+        // op(A) [M, K] and op(B) [K, N], stored as the flags say, each a window of a larger tensor.
+        Tensor A = trans_a ? random_tensor({K, M + 3}, seed++).prefix({K, M}) : random_tensor({M, K + 3}, seed++).prefix({M, K});
+        Tensor B = trans_b ? random_tensor({N, K + 2}, seed++).prefix({N, K}) : random_tensor({K, N + 2}, seed++).prefix({K, N});
+        const Tensor opa = trans_a ? A.t() : A, opb = trans_b ? B.t() : B;
+        const V ab = ref::matmul(to_vector<float>(opa), to_vector<float>(opb), M, K, N);
+        for (float beta : {0.f, 0.5f}) {
+          Tensor c = random_tensor({M, N}, seed++);
+          if (beta == 0.f) c.fill_(std::numeric_limits<float>::quiet_NaN());
+          const V c0 = to_vector<float>(c);
+          V want(ab.size());
+          for (size_t i = 0; i < ab.size(); ++i) want[i] = 1.5f * ab[i] + (beta == 0.f ? 0.f : beta * c0[i]);
+          cpu::invariant_gemm(trans_a, trans_b, M, N, K, 1.5f, A.data<float>(), A.stride(0), B.data<float>(), B.stride(0),
+                              beta, c.data<float>(), N);
+          expect_close(c, want, 3e-5f, "invariant gemm");
+        }
+        // Row by row and column by column: the same bits.
+        Tensor all = zeros({M, N}), row = zeros({1, N}), col = zeros({M, 1});
+        cpu::invariant_gemm(trans_a, trans_b, M, N, K, 1.f, A.data<float>(), A.stride(0), B.data<float>(), B.stride(0),
+                            0.f, all.data<float>(), N);
+        for (int64_t m : {int64_t(0), int64_t(7), M - 1}) {
+          const float* a = trans_a ? A.data<float>() + m : A.data<float>() + m * A.stride(0);
+          cpu::invariant_gemm(trans_a, trans_b, 1, N, K, 1.f, a, A.stride(0), B.data<float>(), B.stride(0), 0.f,
+                              row.data<float>(), N);
+          ASSERT_EQ(to_vector<float>(row), to_vector<float>(all.narrow(0, m, 1))) << "row " << m << " K " << K;
+        }
+        for (int64_t n : {int64_t(0), int64_t(20), N - 1}) {
+          const float* b = trans_b ? B.data<float>() + n * B.stride(0) : B.data<float>() + n;
+          cpu::invariant_gemm(trans_a, trans_b, M, 1, K, 1.f, A.data<float>(), A.stride(0), b, B.stride(0), 0.f,
+                              col.data<float>(), 1);
+          ASSERT_EQ(to_vector<float>(col), to_vector<float>(all.narrow(1, n, 1).contiguous())) << "column " << n;
+        }
+      }
+  // Attention weights times values: a row of a longer cache whose extra weights are zero (masked)
+  // sums to the same bits as the shorter row.
+  for (int64_t S : {5, 16, 17, 40}) {
+    Tensor p = random_tensor({3, S}, seed++), v = random_tensor({S + 9, 32}, seed++);
+    Tensor longer = zeros({3, S + 9});
+    longer.narrow(1, 0, S).copy_(p);
+    Tensor short_out = zeros({3, 32}), long_out = zeros({3, 32});
+    cpu::invariant_gemm(false, false, 3, 32, S, 1.f, p.data<float>(), S, v.data<float>(), 32, 0.f, short_out.data<float>(), 32);
+    cpu::invariant_gemm(false, false, 3, 32, S + 9, 1.f, longer.data<float>(), S + 9, v.data<float>(), 32, 0.f,
+                        long_out.data<float>(), 32);
+    ASSERT_EQ(to_vector<float>(short_out), to_vector<float>(long_out)) << "S " << S;
+  }
+  // Through matmul while a guard is alive: rows of x·Wᵀ (W4's 256 × 256) and of attention's
+  // products (head dimension 32, a cache of 21 keys) the same bits in a product of 3 or 17 rows
+  // as alone; without the guard OpenBLAS and the skinny kernel share out those row counts.
+  Tensor x = random_tensor({17, 256}, 1), w = random_tensor({256, 256}, 2);
+  Tensor q = random_tensor({4, 17, 32}, 3), keys = random_tensor({4, 21, 32}, 4), p = random_tensor({4, 17, 21}, 5);
+  {
+    const cpu::RowInvariantProducts guard;
+    EXPECT_TRUE(cpu::RowInvariantProducts::active());
+    for (int64_t M : {3, 17}) {
+      const Tensor xw = matmul(x.narrow(0, 0, M), w.t());
+      const Tensor scores = matmul(q.narrow(1, 0, M), keys.transpose(1, 2)), pv = matmul(p.narrow(1, 0, M), keys);
+      for (int64_t i : {int64_t(0), M - 1}) {
+        ASSERT_EQ(to_vector<float>(matmul(x.narrow(0, i, 1), w.t())), to_vector<float>(xw.narrow(0, i, 1))) << M;
+        ASSERT_EQ(to_vector<float>(matmul(q.narrow(1, i, 1), keys.transpose(1, 2))),
+                  to_vector<float>(scores.narrow(1, i, 1).contiguous())) << M;
+        ASSERT_EQ(to_vector<float>(matmul(p.narrow(1, i, 1), keys)), to_vector<float>(pv.narrow(1, i, 1).contiguous())) << M;
+      }
+    }
+  }
+  EXPECT_FALSE(cpu::RowInvariantProducts::active());
+  expect_close(matmul(x, w.t()), ref::matmul(to_vector<float>(x), to_vector<float>(w.t()), 17, 256, 256), 1e-4f, "usual path");
+}
+
+// A softmax row with masked (−inf) positions after its last one gives the shorter row's bits: the
+// sums put each term in lane i mod 16, the tail too.
+TEST(Ops, SoftmaxOfAMaskedRowEqualsTheShorterRow) {
+  for (int64_t n : {1, 5, 16, 20, 33}) {
+    for (int64_t extra : {1, 11, 30}) {
+      Tensor x = random_tensor({2, n}, uint64_t(n * 100 + extra));
+      Tensor longer = full({2, n + extra}, -std::numeric_limits<float>::infinity());
+      longer.narrow(1, 0, n).copy_(x);
+      for (bool log : {false, true}) {
+        const Tensor a = log ? log_softmax(x, -1) : softmax(x, -1);
+        const Tensor b = (log ? log_softmax(longer, -1) : softmax(longer, -1)).narrow(1, 0, n).contiguous();
+        ASSERT_EQ(to_vector<float>(a), to_vector<float>(b)) << "n " << n << " extra " << extra << " log " << log;
+      }
+    }
+  }
 }
 
 TEST(Ops, LinearOnAWeightWindow) {

@@ -11,11 +11,13 @@
 #include <fstream>
 
 #include "core/grad_mode.h"
+#include "kernels/cpu/gemm_invariant.h"
 #include "models/decoding.h"
 #include "models/llama.h"
 #include "models/model.h"
 #include "nn/attention.h"
 #include "test_util.h"
+#include "train/lm.h"
 #include "train/optimizer.h"
 #include "train/text_data.h"
 
@@ -413,6 +415,52 @@ TEST(Llama, SpeculativeGreedyEqualsFullGreedy) {
   }
   EXPECT_GT(accepted, 0);
   EXPECT_GT(rejected, 0);
+}
+
+// What makes speculative greedy output exact at the W4 model's sizes (dim 256, head 32): under
+// RowInvariantProducts, positions run through the blocks k at a time after a cached prefix get
+// the logits, bit for bit, that running them one at a time gives, for k from 2 to past the
+// skinny kernel's 16 rows (without it OpenBLAS takes 2–4 rows on its AVX-512 small-matrix path
+// and more than 16 rows packed, each rounding its own way).
+TEST(Llama, PositionsVerifiedTogetherGetTheBitsOfOneAtATime) {
+  LlamaConfig c;  // W4's sizes
+  c.layers = 2;
+  c.exits = {1, 2};
+  SortedLlama m(c, 12);
+  NoGradGuard no_grad;
+  const cpu::RowInvariantProducts same_bits;
+  Generator gen(13);
+  std::vector<int64_t> prompt, next;
+  for (int i = 0; i < 5; ++i) prompt.push_back(int64_t(gen.below(256)));
+  for (int i = 0; i < 17; ++i) next.push_back(int64_t(gen.below(256)));
+  for (int64_t k : {2, 4, 17}) {
+    std::vector<KvCache> together(2), alone(2);
+    m.run_blocks(m.embed(tokens_of(prompt)), 0, 2, together);
+    m.run_blocks(m.embed(tokens_of(prompt)), 0, 2, alone);
+    const std::vector<int64_t> chunk(next.begin(), next.begin() + k);
+    const std::vector<float> joint = to_vector<float>(m.exit_logits(m.run_blocks(m.embed(tokens_of(chunk)), 0, 2, together)).contiguous());
+    std::vector<float> single;
+    for (int64_t t : chunk) {
+      const std::vector<float> step = to_vector<float>(m.exit_logits(m.run_blocks(m.embed(tokens_of({t})), 0, 2, alone)));
+      single.insert(single.end(), step.begin(), step.end());
+    }
+    ASSERT_EQ(joint.size(), single.size());
+    for (size_t i = 0; i < joint.size(); ++i) ASSERT_EQ(joint[i], single[i]) << k << " positions, logit " << i;
+  }
+}
+
+// A context of one byte is a valid recipe: evaluation (every exit, and its decoding latency from a
+// prompt of half a context, at least one byte) runs instead of failing on an empty prompt.
+TEST(Llama, EvaluationWithAOneByteContext) {
+  SortedLlama m(tiny_llama(), 14);
+  TrainConfig c;
+  c.context = 1;
+  c.latency_repeats = 1;
+  std::vector<uint8_t> valid;
+  for (int i = 0; i < 40; ++i) valid.push_back(uint8_t(i % 32));
+  const std::vector<EvalRow> rows = evaluate_language_model(m, valid, c);
+  ASSERT_EQ(rows.size(), 4u);  // one per exit
+  for (const EvalRow& r : rows) EXPECT_TRUE(std::isfinite(r.loss)) << r.submodel;
 }
 
 // Scales the output head so that distributions are peaked and the exits disagree more: early

@@ -94,7 +94,9 @@ std::vector<EvalRow> evaluate_language_model(SortedLlama& model, const std::vect
     }
   }
   std::vector<EvalRow> rows;
-  const std::vector<int64_t> prompt(valid.begin(), valid.begin() + std::min<int64_t>(T / 2, int64_t(valid.size())));
+  // Half a context (one byte at least: data.context = 1 is a valid recipe) as the latency prompt.
+  const std::vector<int64_t> prompt(valid.begin(),
+                                    valid.begin() + std::min<int64_t>(std::max<int64_t>(1, T / 2), int64_t(valid.size())));
   const double positions = double(windows * T);
   decode(model, prompt, 8, DecodeOptions{});  // warm-up, so that the first row's latency is not inflated
   // Milliseconds per generated token once the prompt is in: 33 tokens decoded minus 1 (the

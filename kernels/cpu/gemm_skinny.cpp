@@ -32,11 +32,12 @@ constexpr int64_t kParallelMacs = int64_t(1) << 18;  // below this much work, on
 void set_skinny_gemm_enabled(bool enabled) { g_enabled.store(enabled); }
 bool skinny_gemm_enabled() { return g_enabled.load(); }
 
+bool skinny_gemm_available() { return skinny_gemm_enabled() && active_kernel() != nullptr; }
+
 bool skinny_gemm_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   // Short rows (K < 64, e.g. attention's head dimension) or few outputs leave the fixed cost of
   // the lane sums uncovered; the other GEMM path does those better.
-  return !trans_a && trans_b && M >= 1 && M <= kSkinnyMaxRows && N >= 16 && K >= 64 && skinny_gemm_enabled() &&
-         active_kernel() != nullptr;
+  return !trans_a && trans_b && M >= 1 && M <= kSkinnyMaxRows && N >= 16 && K >= 64 && skinny_gemm_available();
 }
 
 void skinny_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,

@@ -31,6 +31,9 @@ void skinny_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, i
 // On by default; SN_GEMM_SKINNY=0 in the environment, or this, turns it off (comparisons, tests).
 void set_skinny_gemm_enabled(bool enabled);
 bool skinny_gemm_enabled();
+// Whether the kernel runs here at all (enabled, and a CPU with AVX-512): it then computes any
+// M ≤ 16, N and K ≥ 1, each output one fixed sum (what row-invariant products use).
+bool skinny_gemm_available();
 
 namespace skinny_detail {
 // Columns [n0, n1) of C; nullptr where the AVX-512 translation unit could not be built.

@@ -1,5 +1,6 @@
 // kernels/cpu/sgemm.cpp — row-major SGEMM: OpenBLAS when built with it, else a portable kernel;
 // either way x·Wᵀ on up to 16 rows goes to the skinny kernel where it applies (gemm_skinny.h).
+// While decoding asks for row-invariant products (gemm_invariant.h), row_invariant_gemm decides.
 //
 // The portable kernel is the usual three-level blocking: for each [KC × NC] panel of op(B)
 // (packed once, shared by all threads, in NR-wide column strips), each [MC × KC] block of op(A)
@@ -10,6 +11,9 @@
 // so results do not depend on it.
 #include "kernels/cpu/sgemm.h"
 
+#include <algorithm>
+
+#include "kernels/cpu/gemm_invariant.h"
 #include "kernels/cpu/gemm_skinny.h"
 
 #if SN_WITH_BLAS
@@ -25,6 +29,23 @@
 #endif
 
 namespace sn::cpu {
+namespace {
+
+// While decoding holds RowInvariantProducts: x·Wᵀ through the skinny kernel where it runs (each
+// output one fixed sum, whatever M, N and the thread split), 16 rows at a time; everything else,
+// and every product on CPUs without it, through invariant_gemm. Which one a product takes depends
+// on its layout and the CPU only, so a position computed alone and among others takes the same.
+void row_invariant_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!trans_a && trans_b && K > 0 && alpha != 0.f && skinny_gemm_available()) {
+    for (int64_t m = 0; m < M; m += kSkinnyMaxRows)
+      skinny_gemm(std::min(kSkinnyMaxRows, M - m), N, K, alpha, A + m * lda, lda, B, ldb, beta, C + m * ldc, ldc);
+    return;
+  }
+  invariant_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
 
 #if SN_WITH_BLAS
 
@@ -49,6 +70,7 @@ bool blas_has_small_matrix_kernels() {
 
 void gemm_rowmajor(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (RowInvariantProducts::active()) return row_invariant_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // Where OpenBLAS packs the weight, the skinny kernel is 1.3-6x faster; OpenBLAS's small-matrix
   // kernels beat it for 2-4 rows with M·N ≤ 1024 and tie at one row (docs/performance.md,
   // "Decoding").
@@ -184,6 +206,7 @@ void gemm_rowmajor(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) return scale_c(M, N, beta, C, ldc);
+  if (RowInvariantProducts::active()) return row_invariant_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (skinny_gemm_applies(trans_a, trans_b, M, N, K)) return skinny_gemm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const Operands o{A, lda, trans_a, B, ldb, trans_b};
 

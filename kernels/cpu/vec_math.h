@@ -19,8 +19,9 @@
 
 namespace sn::cpu {
 
-// Sum of f(i) over [0, n) in 16 float lanes (the compiler vectorises them), the lanes added as a
-// tree and the tail after them; returned in double so that callers summing many rows or planes
+// Sum of f(i) over [0, n) in 16 float lanes (the compiler vectorises them): term i in lane
+// i mod 16, the tail too, so zeros past the end change nothing (a softmax row with masked
+// positions sums as the shorter row does); the lanes are added as a tree. Returned in double so that callers summing many rows or planes
 // carry the total in double. (flatten: f and what it calls are inlined, so the lanes vectorise.)
 template <class F>
 __attribute__((flatten)) double lane_sum(int64_t n, F f) {
@@ -28,11 +29,10 @@ __attribute__((flatten)) double lane_sum(int64_t n, F f) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     for (int j = 0; j < 16; ++j) acc[j] += f(i + j);
+  for (int j = 0; i + j < n; ++j) acc[j] += f(i + j);  // the tail in its lanes: zeros past the end change nothing
   for (int w = 8; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  float tail = 0.f;
-  for (; i < n; ++i) tail += f(i);
-  return double(acc[0]) + double(tail);
+  return double(acc[0]);
 }
 
 // lane_sum of f and of g in one pass: the same additions in the same order, so each result equals
@@ -46,18 +46,17 @@ __attribute__((flatten)) void lane_sum2(int64_t n, F f, G g, double& sum_f, doub
       af[j] += f(i + j);
       ag[j] += g(i + j);
     }
+  for (int j = 0; i + j < n; ++j) {
+    af[j] += f(i + j);
+    ag[j] += g(i + j);
+  }
   for (int w = 8; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) {
       af[j] += af[j + w];
       ag[j] += ag[j + w];
     }
-  float tf = 0.f, tg = 0.f;
-  for (; i < n; ++i) {
-    tf += f(i);
-    tg += g(i);
-  }
-  sum_f += double(af[0]) + double(tf);
-  sum_g += double(ag[0]) + double(tg);
+  sum_f += double(af[0]);
+  sum_g += double(ag[0]);
 }
 
 // The largest of x[0, n) (−inf for n = 0; NaN is not propagated), in 16 lanes.

@@ -81,7 +81,8 @@ std::unique_ptr<CLI::App> make_cli(CliArgs& a) {
   a.exp->add_option("--submodel", a.spec, "The sub-model, e.g. 'width=4/8,depth.s1=2' (unnamed axes: full)")->required();
   a.exp->add_option("--out", a.out, "Output file (.safetensors)")->required();
 
-  a.predict = app->add_subcommand("predict", "Write one sub-model's logits on the first test images (with the images)");
+  a.predict = app->add_subcommand(
+      "predict", "Write one sub-model's logits on the first test images, computed on the CPU (with the images)");
   a.predict->add_option("--checkpoint", a.checkpoint, "Training checkpoint (file or directory) or an exported sub-model")
       ->required()->check(CLI::ExistingPath);
   a.predict->add_option("--submodel", a.spec, "The sub-model (default: the largest; an exported file holds one)");
