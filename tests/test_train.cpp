@@ -484,18 +484,23 @@ TEST(Trainer, ConsecutiveSkipsCarryAcrossAResume) {
 
 // eval.recalibration_batches = 0 keeps the trained statistics, for export and predict as for eval
 // (the recalibration guard used to reset them to 0 and 1 and then run no batch).
+// n random images labelled 1, and the largest W2 sub-model run once on them in train mode (its
+// statistics then neither the initial 0 and 1 nor a reset).
+Dataset random_images_after_one_batch(Model& model, int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  Dataset data;
+  data.images = randn({n, 1, 28, 28}, gen);
+  data.labels = from_vector(std::vector<int64_t>(size_t(n), 1), {n});
+  data.black = {0.f};
+  NoGradGuard no_grad;
+  model.train();
+  model.forward(data.images, {model.space().at(215), 215, nullptr});
+  return data;
+}
+
 TEST(Evaluate, NoRecalibrationBatchesKeepsTheStatistics) {
   auto model = make_model({"fmnist-resnet", BnStats::recalibrate, 3});
-  Generator gen(6);
-  Dataset data;
-  data.images = randn({8, 1, 28, 28}, gen);
-  data.labels = from_vector(std::vector<int64_t>(8, 1), {8});
-  data.black = {0.f};
-  {  // statistics that are neither the initial 0 and 1 nor a reset
-    NoGradGuard no_grad;
-    model->train();
-    model->forward(data.images, {model->space().at(215), 215, nullptr});
-  }
+  const Dataset data = random_images_after_one_batch(*model, 8, 6);
   std::map<std::string, std::vector<float>> before;
   for (auto& [name, b] : model->named_buffers()) before[name] = to_vector<float>(*b);
   TrainConfig c;
@@ -509,16 +514,7 @@ TEST(Evaluate, NoRecalibrationBatchesKeepsTheStatistics) {
 // Under per_submodel statistics, evaluating a sub-model that never ran in train mode says so.
 TEST(Evaluate, WarnsOfSubModelsWithUntrainedStatistics) {
   auto model = make_model({"fmnist-resnet", BnStats::per_submodel, 3});
-  Generator gen(8);
-  Dataset data;
-  data.images = randn({4, 1, 28, 28}, gen);
-  data.labels = from_vector(std::vector<int64_t>(4, 1), {4});
-  data.black = {0.f};
-  {
-    NoGradGuard no_grad;
-    model->train();
-    model->forward(data.images, {model->space().at(215), 215, nullptr});
-  }
+  const Dataset data = random_images_after_one_batch(*model, 4, 8);
   TrainConfig c;
   c.eval_batch_size = 4;
   c.latency_repeats = 1;
