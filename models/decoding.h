@@ -67,7 +67,9 @@ std::vector<int64_t> greedy_decode(SortedLlama& model, const std::vector<int64_t
 struct SpeculativeOptions {
   // The drafting exit; 0: chosen before decoding from the acceptance measured on the prompt
   // (each exit's agreement with the full model there) and the measured cost of one token at
-  // each exit, maximising the expected tokens per unit of time.
+  // each exit, maximising the expected tokens per unit of time. The costs are wall-clock
+  // timings, so the choice (and with sampling, the tokens drawn) can differ from run to run;
+  // greedy output cannot. Name an exit for runs that must repeat exactly.
   int64_t draft_exit = 2;
   int64_t max_draft = 8;  // the draft length adapts in [1, max_draft] to the acceptance
   int64_t first_draft = 4;

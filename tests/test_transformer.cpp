@@ -166,6 +166,44 @@ TEST(KvCache, AppendsInPlaceGrowsAndTruncatesByLength) {
   EXPECT_EQ(to_vector<float>(cache.keys().contiguous()), to_vector<float>(cat({a.narrow(2, 0, 40), c}, 2)));
 }
 
+// Decoding's cached attention equals the uncached pass over the whole sequence for every number of
+// heads (fewer than the maximum, and with grouped key/value heads a number that is not a multiple
+// of the group), two sequences at once, new positions in chunks of 1 to 7, and past 64 positions,
+// where the cache grows; the cache holds only the key/value heads the sub-model uses.
+TEST(Attention, CachedEqualsUncachedForAnyHeadsBatchAndLength) {
+  Heads hs;
+  Generator init(7);
+  AttentionOptions o;
+  o.dim = 8;
+  o.heads_max = 4;
+  o.kv_heads_max = 2;
+  o.head_dim = 2;
+  o.causal = true;
+  o.rope = true;
+  MultiHeadAttention attn(o, axis_width("heads"), init);
+  const int64_t T = 70;
+  Tensor x = random_tensor({2, T, 8}, 15);
+  NoGradGuard no_grad;
+  for (int64_t h : {1, 2, 3, 4}) {
+    const SubModel sub = hs.sub(h);
+    const ForwardContext ctx{sub, hs.space.index_of(sub), nullptr};
+    const std::vector<float> whole = to_vector<float>(attn.forward(x, ctx));
+    KvCache cache;
+    std::vector<Tensor> parts;
+    int64_t at = 0;
+    for (int64_t chunk = 5; at < T; chunk = chunk % 7 + 1) {
+      const int64_t n = std::min(chunk, T - at);
+      parts.push_back(attn.forward_cached(x.narrow(1, at, n), ctx, cache));
+      at += n;
+    }
+    testing::expect_close(to_vector<float>(cat(parts, 1)), whole, 1e-5f, ("h=" + std::to_string(h)).c_str());
+    EXPECT_EQ(cache.length(), T);
+    EXPECT_GE(cache.capacity(), 128);      // grew past its first 64 positions
+    EXPECT_EQ(cache.heads(), (h + 1) / 2);  // ceil(h / group)
+    EXPECT_EQ(cache.batch(), 2);
+  }
+}
+
 TEST(Attention, CausalOutputsIgnoreLaterTokens) {
   Heads hs;
   Generator init(4);
