@@ -6,9 +6,10 @@
 // - self-speculative decoding: a shallow exit drafts tokens and the full model verifies them in
 //   one pass. The draft shares the full model's first blocks and therefore their caches:
 //   verifying runs only the blocks past the draft exit, from the hidden states the draft already
-//   computed. Greedy output is the full model's greedy output, token for token (on the CPU both
-//   compute with row-invariant products: a position's bits do not depend on the positions run
-//   with it, kernels/cpu/gemm_invariant.h); sampled output
+//   computed. Greedy output is the full model's greedy output, token for token, on the CPU,
+//   where both compute with row-invariant products (a position's bits do not depend on the
+//   positions run with it, kernels/cpu/gemm_invariant.h); on a GPU, cuBLAS chooses kernels by
+//   shape, so a near-tie of the top two logits can still go either way. Sampled output
 //   follows the full model's distribution (speculative sampling: accept a drafted x with
 //   probability min(1, p(x)/q(x)), otherwise draw from the normalised max(0, p − q)).
 #pragma once
@@ -69,7 +70,7 @@ struct SpeculativeOptions {
   // (each exit's agreement with the full model there) and the measured cost of one token at
   // each exit, maximising the expected tokens per unit of time. The costs are wall-clock
   // timings, so the choice (and with sampling, the tokens drawn) can differ from run to run;
-  // greedy output cannot. Name an exit for runs that must repeat exactly.
+  // greedy output on the CPU cannot. Name an exit for runs that must repeat exactly.
   int64_t draft_exit = 2;
   int64_t max_draft = 8;  // the draft length adapts in [1, max_draft] to the acceptance
   int64_t first_draft = 4;

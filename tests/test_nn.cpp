@@ -1,6 +1,9 @@
 // tests/test_nn.cpp — the sorted-axis model, nested parameters, layers and the W1/W2 models.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "core/grad_mode.h"
 #include "models/model.h"
 #include "test_util.h"
@@ -197,14 +200,33 @@ TEST(Models, RecalibrationRestartsOnlyTheRowsItUses) {
   for (BatchNorm2d* each : model->batch_norms()) each->end_recalibration();
   testing::expect_close(bn->running_mean.select(0, 5), mean5, 0.f);
   testing::expect_close(bn->running_var.select(0, 5), var5, 0.f);
-  // Row 9 is the plain average of the two batches' statistics, as if it had started from nothing.
+  // Row 9 is the plain average of the two batches' statistics, as if it had started from nothing:
+  // also from a row of NaN (0 · NaN would keep it, so the row must be reset, not only outweighed).
   const std::vector<float> recalibrated = to_vector<float>(bn->running_mean.select(0, 9));
-  for (BatchNorm2d* each : model->batch_norms()) each->running_mean.select(0, 9).fill_(123.f);
+  for (BatchNorm2d* each : model->batch_norms()) {
+    each->running_mean.select(0, 9).fill_(std::numeric_limits<float>::quiet_NaN());
+    each->running_var.select(0, 9).fill_(std::numeric_limits<float>::quiet_NaN());
+  }
   for (BatchNorm2d* each : model->batch_norms()) each->begin_recalibration();
   model->forward(a, {space.at(9), 9, nullptr});
   model->forward(b, {space.at(9), 9, nullptr});
   for (BatchNorm2d* each : model->batch_norms()) each->end_recalibration();
   testing::expect_close(bn->running_mean.select(0, 9), recalibrated, 1e-6f);
+  for (float v : to_vector<float>(bn->running_var.select(0, 9))) ASSERT_TRUE(std::isfinite(v));
+  // ... and that average: the mean of the two batches' channel means (the stem's output).
+  ForwardContext ctx{space.at(9), 9, nullptr};
+  const int64_t C = bn->running_mean.size(1);
+  auto conv = model->named_parameters()[0];  // stem.weight
+  ASSERT_EQ(conv.first, "stem.weight");
+  std::vector<double> expected(size_t(C), 0.0);
+  const int64_t c9 = space.at(9).scaled("width", C);
+  for (const Tensor& batch : {a, b}) {
+    Tensor h = conv2d(batch, conv.second->tensor.narrow(0, 0, c9), Tensor(), Conv2dGeometry{1, 1, 1, 1});
+    const std::vector<float> m = to_vector<float>(mean(h, {0, 2, 3}));
+    for (int64_t c = 0; c < c9; ++c) expected[size_t(c)] += 0.5 * double(m[size_t(c)]);
+  }
+  const std::vector<float> got = to_vector<float>(bn->running_mean.select(0, 9));
+  for (int64_t c = 0; c < c9; ++c) EXPECT_NEAR(got[size_t(c)], expected[size_t(c)], 1e-4) << "channel " << c;
 }
 
 }  // namespace

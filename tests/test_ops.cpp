@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <thread>
+#include <utility>
 
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_shifted.h"
@@ -350,14 +352,16 @@ TEST(Ops, SkinnyGemmOnWindowsAndRowByRowIdentical) {
 
 // The row-invariant products decoding uses (gemm_invariant.h): each layout against a double
 // reference on windows, with alpha and beta; every row of an M-row product bit for bit that row
-// alone; columns the same bits whatever N; zero terms past K (masked attention weights) changing
-// nothing; and matmul reaching the kernel only while a guard is alive.
+// alone; every column the bits it gets in a product of one column; zero terms past K (masked
+// attention weights) changing nothing; and matmul under a guard: the reference's values for
+// every shape the skinny kernel now takes there (N < 16, K < 64), rows the same bits as alone,
+// and the guard reaching the batched product's worker threads but not another thread.
 TEST(Ops, RowInvariantProductsAreOneFixedSumPerOutput) {
   uint64_t seed = 500;
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
-      for (int64_t K : {1, 16, 32, 45, 256}) {
-        const int64_t M = 19, N = 37;
+      for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 37}, {16, 5}, {32, 64}, {45, 130}, {256, 37}}) {
+        const int64_t M = 19;  // N = 64 and 130: whole blocks of 64 columns, then a tail
         // op(A) [M, K] and op(B) [K, N], stored as the flags say, each a window of a larger tensor.
         Tensor A = trans_a ? random_tensor({K, M + 3}, seed++).prefix({K, M}) : random_tensor({M, K + 3}, seed++).prefix({M, K});
         Tensor B = trans_b ? random_tensor({N, K + 2}, seed++).prefix({N, K}) : random_tensor({K, N + 2}, seed++).prefix({K, N});
@@ -383,7 +387,7 @@ TEST(Ops, RowInvariantProductsAreOneFixedSumPerOutput) {
                               row.data<float>(), N);
           ASSERT_EQ(to_vector<float>(row), to_vector<float>(all.narrow(0, m, 1))) << "row " << m << " K " << K;
         }
-        for (int64_t n : {int64_t(0), int64_t(20), N - 1}) {
+        for (int64_t n : {int64_t(0), N / 2, N - 1}) {
           const float* b = trans_b ? B.data<float>() + n * B.stride(0) : B.data<float>() + n;
           cpu::invariant_gemm(trans_a, trans_b, M, 1, K, 1.f, A.data<float>(), A.stride(0), b, B.stride(0), 0.f,
                               col.data<float>(), 1);
@@ -423,6 +427,20 @@ TEST(Ops, RowInvariantProductsAreOneFixedSumPerOutput) {
   }
   EXPECT_FALSE(cpu::RowInvariantProducts::active());
   expect_close(matmul(x, w.t()), ref::matmul(to_vector<float>(x), to_vector<float>(w.t()), 17, 256, 256), 1e-4f, "usual path");
+  {
+    const cpu::RowInvariantProducts guard;
+    for (int64_t M : {1, 17})
+      for (int64_t N : {1, 5, 15})
+        for (int64_t K : {1, 7, 32}) {
+          Tensor xs = random_tensor({M, K}, seed++), ws = random_tensor({N, K + 3}, seed++).prefix({N, K});
+          expect_close(matmul(xs, ws.t()), ref::matmul(to_vector<float>(xs), to_vector<float>(ws.t()), M, K, N), 2e-5f,
+                       "A·Bᵀ under the guard");
+        }
+    // Another thread is not affected (its products take the usual path).
+    bool elsewhere = true;
+    std::thread([&] { elsewhere = cpu::RowInvariantProducts::active(); }).join();
+    EXPECT_FALSE(elsewhere);
+  }
 }
 
 // A softmax row with masked (−inf) positions after its last one gives the shorter row's bits: the

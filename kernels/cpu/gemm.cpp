@@ -2,10 +2,12 @@
 // dimensions, no copies): OpenBLAS, or the portable kernel of sgemm.cpp when built without BLAS.
 #include <cstdint>
 #include <exception>
+#include <optional>
 
 #include <omp.h>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/gemm_invariant.h"
 #include "kernels/cpu/loops.h"
 #include "kernels/cpu/sgemm.h"
 #include "kernels/gemm_layout.h"
@@ -84,9 +86,12 @@ void CpuBackend::gemm(const Tensor& c, const Tensor& a, const Tensor& b, float a
   const int64_t batch = a.size(0);
   const bool across = batch >= 2 * int64_t(omp_get_max_threads()) && !omp_in_parallel();
   std::exception_ptr failure;  // an error inside the parallel region is rethrown after it
+  const bool invariant = RowInvariantProducts::active();  // the caller's, carried to the workers
 #pragma omp parallel for schedule(static) if (across)
   for (int64_t i = 0; i < batch; ++i) {
     try {
+      std::optional<RowInvariantProducts> same_bits;
+      if (invariant && !RowInvariantProducts::active()) same_bits.emplace();
       gemm2d(c.select(0, i), a.select(0, i), b.select(0, i), alpha, beta);
     } catch (...) {
 #pragma omp critical(sn_gemm_failure)

@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -14,7 +13,7 @@ namespace {
 
 constexpr int kLanes = 16;
 constexpr int64_t kCols = 64;  // columns summed at once when B is not transposed
-std::atomic<int> g_guards{0};
+thread_local int t_guards = 0;  // RowInvariantProducts alive on this thread
 
 // 16 float lanes as one value (GCC/Clang vector extension): the accumulators stay in registers.
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
@@ -112,18 +111,22 @@ void invariant_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   }
   // The threads split rows, or the columns of each row for a few rows (decoding reads a weight
   // once per position, at the memory speed of every core); no output's sum depends on the split.
-  const bool parallel = double(M) * double(N) * double(K) >= double(1 << 15) && !omp_in_parallel();
-  const bool by_rows = M >= 4 * int64_t(omp_get_max_threads());
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const bool by_rows = M >= 4 * int64_t(threads);
   constexpr int64_t kChunk = kCols;  // columns per task when splitting a row
   const int64_t chunks = (N + kChunk - 1) / kChunk, Kp = (K + kLanes - 1) / kLanes * kLanes;
-  auto row_part = [&](int64_t i, int64_t j0, int64_t j1, std::vector<float>& a_row) {
+  const bool parallel = threads > 1 && double(M) * double(N) * double(K) >= double(1 << 15) && (by_rows ? M : chunks) > 1;
+  // Each thread's copy of op(A)'s row, zero past K (the lanes' padding); allocated out here, where
+  // a failure is an exception rather than the end of the process.
+  std::vector<float> a_rows(size_t(trans_b ? Kp * threads : 0), 0.f);
+  auto row_part = [&](int64_t i, int64_t j0, int64_t j1, float* a_row) {
     if (!trans_b) return ordered_row(trans_a, i, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    for (int64_t k = 0; k < K; ++k) a_row[size_t(k)] = trans_a ? A[k * lda + i] : A[i * lda + k];
-    dot_row(a_row.data(), i, j0, j1, K, alpha, B, ldb, beta, C, ldc);
+    for (int64_t k = 0; k < K; ++k) a_row[k] = trans_a ? A[k * lda + i] : A[i * lda + k];
+    dot_row(a_row, i, j0, j1, K, alpha, B, ldb, beta, C, ldc);
   };
-#pragma omp parallel if (parallel)
+#pragma omp parallel num_threads(threads) if (parallel)
   {
-    std::vector<float> a_row(size_t(trans_b ? Kp : 0), 0.f);  // zero past K: the lanes' padding
+    float* a_row = a_rows.data() + (trans_b ? Kp * omp_get_thread_num() : 0);
     if (by_rows) {
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < M; ++i) row_part(i, 0, N, a_row);
@@ -136,8 +139,8 @@ void invariant_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   }
 }
 
-RowInvariantProducts::RowInvariantProducts() { g_guards.fetch_add(1); }
-RowInvariantProducts::~RowInvariantProducts() { g_guards.fetch_sub(1); }
-bool RowInvariantProducts::active() { return g_guards.load(std::memory_order_relaxed) > 0; }
+RowInvariantProducts::RowInvariantProducts() { ++t_guards; }
+RowInvariantProducts::~RowInvariantProducts() { --t_guards; }
+bool RowInvariantProducts::active() { return t_guards > 0; }
 
 }  // namespace sn::cpu

@@ -26,8 +26,9 @@ namespace sn::cpu {
 void invariant_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// While one is alive (on any thread), gemm_rowmajor computes through invariant_gemm. Decoding
-// holds one; other work running at the same time is slower but no less correct.
+// While one is alive on a thread, gemm_rowmajor called there computes through row_invariant_gemm
+// (sgemm.cpp: the skinny kernel for A·Bᵀ where it runs, else invariant_gemm). Decoding holds one;
+// the batched GEMM carries it to its worker threads. Other threads are not affected.
 class RowInvariantProducts {
  public:
   RowInvariantProducts();

@@ -24,7 +24,8 @@ constexpr int64_t kSkinnyMaxRows = 16;
 bool skinny_gemm_applies(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K);
 
 // C[M,N] (row stride ldc) = alpha · A · Bᵀ + beta · C; A [M,K] with row stride lda, B [N,K] with
-// row stride ldb. beta = 0 only writes C. Call only where skinny_gemm_applies.
+// row stride ldb. beta = 0 only writes C. Call only where skinny_gemm_applies, or, for any
+// M ≤ 16, N and K ≥ 1, where skinny_gemm_available (row-invariant products).
 void skinny_gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                  int64_t ldb, float beta, float* C, int64_t ldc);
 
