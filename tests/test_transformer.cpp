@@ -166,6 +166,18 @@ TEST(KvCache, AppendsInPlaceGrowsAndTruncatesByLength) {
   EXPECT_EQ(to_vector<float>(cache.keys().contiguous()), to_vector<float>(cat({a.narrow(2, 0, 40), c}, 2)));
 }
 
+// A decoder's attention: causal, with rotary positions.
+AttentionOptions causal_rope_attention(int64_t dim, int64_t heads, int64_t head_dim, int64_t kv_heads = 0) {
+  AttentionOptions o;
+  o.dim = dim;
+  o.heads_max = heads;
+  o.head_dim = head_dim;
+  o.kv_heads_max = kv_heads;
+  o.causal = true;
+  o.rope = true;
+  return o;
+}
+
 // Decoding's cached attention equals the uncached pass over the whole sequence for every number of
 // heads (fewer than the maximum, and with grouped key/value heads a number that is not a multiple
 // of the group), two sequences at once, new positions in chunks of 1 to 7, and past 64 positions,
@@ -173,14 +185,7 @@ TEST(KvCache, AppendsInPlaceGrowsAndTruncatesByLength) {
 TEST(Attention, CachedEqualsUncachedForAnyHeadsBatchAndLength) {
   Heads hs;
   Generator init(7);
-  AttentionOptions o;
-  o.dim = 8;
-  o.heads_max = 4;
-  o.kv_heads_max = 2;
-  o.head_dim = 2;
-  o.causal = true;
-  o.rope = true;
-  MultiHeadAttention attn(o, axis_width("heads"), init);
+  MultiHeadAttention attn(causal_rope_attention(8, 4, 2, 2), axis_width("heads"), init);
   const int64_t T = 70;
   Tensor x = random_tensor({2, T, 8}, 15);
   NoGradGuard no_grad;
@@ -207,13 +212,7 @@ TEST(Attention, CachedEqualsUncachedForAnyHeadsBatchAndLength) {
 TEST(Attention, CausalOutputsIgnoreLaterTokens) {
   Heads hs;
   Generator init(4);
-  AttentionOptions o;
-  o.dim = 8;
-  o.heads_max = 2;
-  o.head_dim = 4;
-  o.causal = true;
-  o.rope = true;
-  MultiHeadAttention attn(o, axis_width("heads"), init);
+  MultiHeadAttention attn(causal_rope_attention(8, 2, 4), axis_width("heads"), init);
   Tensor x = random_tensor({1, 6, 8}, 11);
   Tensor changed = x.clone();
   changed.narrow(1, 4, 2).copy_(random_tensor({1, 2, 8}, 12));  // tokens 4 and 5 differ
@@ -248,13 +247,7 @@ TEST(Rope, RotatesPairsByPositionAndKeepsRelativeAngles) {
 TEST(Attention, GradientsOfInputAndWeightWindowsMatchFiniteDifferences) {
   Heads hs;
   Generator init(5);
-  AttentionOptions o;
-  o.dim = 6;
-  o.heads_max = 3;
-  o.head_dim = 2;
-  o.causal = true;
-  o.rope = true;
-  MultiHeadAttention attn(o, axis_width("heads"), init);
+  MultiHeadAttention attn(causal_rope_attention(6, 3, 2), axis_width("heads"), init);
   const SubModel sub = hs.sub(2);  // 2 of 3 heads: the third head's rows must get zero gradient
   Tensor x = testing::leaf(random_tensor({2, 3, 6}, 30));
   testing::expect_gradcheck(
