@@ -58,6 +58,24 @@ int64_t Axis::parse(const std::string& raw) const {
   return value;
 }
 
+namespace {
+
+// The position of `values` in the grid of `axes` (the last axis varies fastest), or -1 when a value
+// is not one of its axis's sizes or the counts differ.
+int64_t grid_index(const AxisList& axes, const std::vector<int64_t>& values) {
+  if (values.size() != axes.size()) return -1;
+  int64_t index = 0;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const auto& sizes = axes[i].sizes;
+    const auto it = std::find(sizes.begin(), sizes.end(), values[i]);
+    if (it == sizes.end()) return -1;
+    index = index * int64_t(sizes.size()) + (it - sizes.begin());
+  }
+  return index;
+}
+
+}  // namespace
+
 SubModel::SubModel(std::shared_ptr<const AxisList> axes, std::vector<int64_t> values)
     : axes_(std::move(axes)), values_(std::move(values)) {
   SN_CHECK(axes_ != nullptr && values_.size() == axes_->size(), "submodel", "needs one size per axis (",
@@ -70,13 +88,8 @@ const AxisList& SubModel::axes() const {
 }
 
 int64_t SubModel::index() const {
-  int64_t index = 0;
-  for (size_t i = 0; i < axes().size(); ++i) {
-    const auto& sizes = (*axes_)[i].sizes;
-    const auto it = std::find(sizes.begin(), sizes.end(), values_[i]);
-    SN_CHECK(it != sizes.end(), "submodel", "size ", values_[i], " is not allowed on axis '", (*axes_)[i].name, "'");
-    index = index * int64_t(sizes.size()) + (it - sizes.begin());
-  }
+  const int64_t index = grid_index(axes(), values_);
+  SN_CHECK(index >= 0, "submodel", "'", str(), "' has a size its axis does not allow");
   return index;
 }
 
@@ -145,13 +158,8 @@ SubModel SubModelSpace::at(int64_t index) const {
 }
 
 int64_t SubModelSpace::index_of(const SubModel& sub) const {
-  int64_t index = 0;
-  for (size_t i = 0; i < axes_->size(); ++i) {
-    const auto& sizes = (*axes_)[i].sizes;
-    auto it = std::find(sizes.begin(), sizes.end(), sub.values().at(i));
-    SN_CHECK(it != sizes.end(), "SubModelSpace", "sub-model ", sub.str(), " is not in the space");
-    index = index * int64_t(sizes.size()) + (it - sizes.begin());
-  }
+  const int64_t index = grid_index(*axes_, sub.values());
+  SN_CHECK(index >= 0, "SubModelSpace", "sub-model ", sub.str(), " is not in the space");
   return index;
 }
 

@@ -29,25 +29,22 @@ void count_correct(const Tensor& logits, const Tensor& labels, int64_t& correct)
   }
 }
 
-// True when no BatchNorm layer has moved statistics row `row` from its start (mean 0, variance 1):
-// the sub-model it belongs to never ran in train mode (under per_submodel, one never sampled).
-bool statistics_untouched(Model& model, int64_t row) {
-  for (BatchNorm2d* bn : model.batch_norms()) {
-    for (float m : to_vector<float>(bn->running_mean.select(0, row)))
-      if (m != 0.f) return false;
-    for (float v : to_vector<float>(bn->running_var.select(0, row)))
-      if (v != 1.f) return false;
-  }
-  return true;
-}
-
 // Under per_submodel statistics, says on stderr which sub-models are evaluated with untrained
-// statistics: their accuracy is not what the weights can do.
+// statistics (a row no BatchNorm layer has moved from mean 0, variance 1: a sub-model never
+// sampled in training): their accuracy is not what the weights can do. Each layer's statistics
+// are read once.
 void warn_of_untouched_statistics(Model& model, const std::vector<SubModel>& subs, const TrainConfig& config) {
-  if (parse_bn_stats(config.bn_stats) != BnStats::per_submodel || model.batch_norms().empty()) return;
+  const std::vector<BatchNorm2d*> bns = model.batch_norms();
+  if (parse_bn_stats(config.bn_stats) != BnStats::per_submodel || bns.empty()) return;
+  std::vector<bool> moved(size_t(bns.front()->running_mean.size(0)), false);  // per row
+  for (BatchNorm2d* bn : bns) {
+    const int64_t C = bn->running_mean.size(1);
+    const std::vector<float> mean = to_vector<float>(bn->running_mean), var = to_vector<float>(bn->running_var);
+    for (size_t i = 0; i < mean.size(); ++i) moved[i / size_t(C)] = moved[i / size_t(C)] || mean[i] != 0.f || var[i] != 1.f;
+  }
   std::vector<std::string> untouched;
   for (const SubModel& sub : subs)
-    if (statistics_untouched(model, model.space().index_of(sub))) untouched.push_back(sub.str());
+    if (!moved.at(size_t(model.space().index_of(sub)))) untouched.push_back(sub.str());
   if (untouched.empty()) return;
   std::fprintf(stderr,
                "warning: %zu of %zu sub-models (e.g. %s) have the initial BatchNorm statistics (mean 0, variance 1): "
